@@ -174,10 +174,15 @@ build_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     long first = PyLong_AsLong(args[0]);
     if (first == -1 && PyErr_Occurred()) {
-        return NULL;
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return NULL;
+        }
+        /* Out of range is out of range, however far: same ValueError as the Python version. */
+        PyErr_Clear();
+        first = -1;
     }
     if (first < 0 || first > 255) {
-        PyErr_Format(PyExc_ValueError, "first_byte must be in 0..255, got %ld", first);
+        PyErr_Format(PyExc_ValueError, "first_byte must be in 0..255, got %R", args[0]);
         return NULL;
     }
     int masked = args[2] != Py_None;

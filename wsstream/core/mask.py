@@ -12,6 +12,7 @@ table for large ones.
 
 from __future__ import annotations
 
+import operator
 import os
 import struct
 from collections.abc import Callable
@@ -57,6 +58,13 @@ def _check_mask(mask: BytesLike) -> bytes:
     return mask
 
 
+def _as_bytes_view(view: memoryview) -> memoryview:
+    """Return view as unsigned bytes; BufferError (as from the C accelerator) unless it is C-contiguous."""
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    return view.cast("B")
+
+
 def py_apply_mask(data: BytesLike, mask: BytesLike) -> bytes:
     """Return data XOR-ed with the 4-byte mask repeated; ValueError unless len(mask) == 4.
 
@@ -64,7 +72,7 @@ def py_apply_mask(data: BytesLike, mask: BytesLike) -> bytes:
     """
     mask = _check_mask(mask)
     if type(data) is memoryview:
-        data = data.cast("B")
+        data = _as_bytes_view(data)
     n = len(data)
     if n <= _SMALL:
         key = (mask * ((n + 3) >> 2))[:n]
@@ -85,13 +93,13 @@ def _translate_into(buf: bytearray | memoryview, mask: bytes) -> None:
 def py_apply_mask_into(buf: bytearray | memoryview, mask: BytesLike) -> None:
     """XOR the writable C-contiguous buffer buf in place with the 4-byte mask repeated.
 
-    ValueError unless len(mask) == 4; TypeError if buf is read-only or not contiguous.
+    ValueError unless len(mask) == 4; BufferError if buf is read-only or not C-contiguous.
     """
     mask = _check_mask(mask)
     view = memoryview(buf)
     if view.readonly:
-        raise TypeError("apply_mask_into() needs a writable buffer")
-    view = view.cast("B")
+        raise BufferError("apply_mask_into() needs a writable buffer")
+    view = _as_bytes_view(view)
     if view.nbytes <= _SMALL:
         view[:] = py_apply_mask(view, mask)
     else:
@@ -104,10 +112,12 @@ def py_build_frame(first_byte: int, payload: BytesLike, mask: BytesLike | None) 
     When mask is a 4-byte key the MASK bit is set and the key and the masked payload follow; when it is None
     the payload is copied unchanged. ValueError if first_byte is not in 0..255 or mask is not 4 bytes.
     """
+    if type(first_byte) is not int:
+        first_byte = operator.index(first_byte)  # TypeError for float etc., as in C
     if not 0 <= first_byte <= 255:
         raise ValueError(f"first_byte must be in 0..255, got {first_byte}")
     if type(payload) is memoryview:
-        payload = payload.cast("B")
+        payload = _as_bytes_view(payload)
     n = len(payload)
     if mask is None:
         mask_bit = 0
