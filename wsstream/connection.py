@@ -1,0 +1,696 @@
+"""The asyncio message layer: :class:`WebSocket`, one class for both client and server connections.
+
+A :class:`WebSocket` is the ``asyncio.Protocol`` of its transport: received bytes go straight to the sans-I/O
+:class:`~wsstream.core.protocol.Connection`, completed messages go to a queue (or straight to a waiting
+:meth:`WebSocket.recv`), and frames are written to the transport by :meth:`WebSocket.send` without a task or a
+Future when nothing needs waiting for.
+
+Back-pressure: reading from the socket pauses while ``max_queue`` messages wait unread and resumes when the
+queue falls to a quarter of that; :meth:`send` returns at once while the transport's buffer is under
+``write_limit`` and waits for it to drain below a quarter of it otherwise.
+
+The opening handshake is driven by :mod:`wsstream.client` and :mod:`wsstream.server`; this module only collects
+the HTTP head and the bytes after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Union
+
+from .core.frames import OP_BINARY, OP_CONT, OP_TEXT
+from .core.handshake import Accepted
+from .core.http11 import HeadParser, Request, Response
+from .core.protocol import CloseReceived, Connection, Pong, State
+from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, HandshakeError, ProtocolError
+
+if TYPE_CHECKING:
+    from .core.deflate import PerMessageDeflate
+
+__all__ = ["Data", "WebSocket"]
+
+logger = logging.getLogger("wsstream")
+
+Data = Union[str, bytes]
+DataLike = Union[str, bytes, bytearray, memoryview]
+
+#: Largest response body kept from a refused handshake (InvalidStatus.response.body).
+MAX_REFUSAL_BODY = 64 * 1024
+
+
+class WebSocket(asyncio.Protocol):
+    """A WebSocket connection, client or server side.
+
+    Obtain one from :func:`wsstream.connect` or as the argument of a :func:`wsstream.serve` handler.
+    """
+
+    __slots__ = (
+        "_close_timer",
+        "_closed_waiter",
+        "_conn",
+        "_drain_waiters",
+        "_handshake_waiter",
+        "_head",
+        "_keepalive_timer",
+        "_loop",
+        "_max_queue",
+        "_messages",
+        "_pending",
+        "_pings",
+        "_queue_paused",
+        "_recv_waiter",
+        "_refusal_body_left",
+        "_resume_at",
+        "_send_lock",
+        "_server_hook",
+        "_transport",
+        "_user_paused",
+        "_write_paused",
+        "auto_pong",
+        "close_timeout",
+        "extensions",
+        "is_client",
+        "latency",
+        "max_size",
+        "ping_interval",
+        "ping_timeout",
+        "request",
+        "response",
+        "skip_utf8_validation",
+        "subprotocol",
+        "write_limit",
+    )
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        max_size: int | None = 100 * 2**20,
+        max_queue: int | None = 16,
+        write_limit: int = 64 * 1024,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float | None = 10.0,
+        auto_pong: bool = True,
+        skip_utf8_validation: bool = False,
+        max_header_count: int | None = None,
+        max_line_size: int | None = None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.is_client = is_client
+        self.max_size = max_size
+        self._max_queue = max_queue if max_queue else 0
+        self._resume_at = max(self._max_queue // 4, 0)
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.auto_pong = auto_pong
+        self.skip_utf8_validation = skip_utf8_validation
+        self.subprotocol: str | None = None
+        self.extensions: list[str] = []
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.latency = 0.0
+        self._transport: asyncio.Transport | None = None
+        self._conn: Connection | None = None
+        self._head: HeadParser | None = HeadParser(
+            *(() if max_header_count is None else (max_header_count,)),
+            **({} if max_line_size is None else {"max_line_size": max_line_size}),
+        )
+        self._pending = b""  # bytes received after the HTTP head, before the connection is open
+        self._refusal_body_left = 0
+        self._handshake_waiter: asyncio.Future[None] | None = None
+        self._server_hook: Callable[[WebSocket, Request], None] | None = None
+        self._messages: collections.deque[Data] = collections.deque()
+        self._recv_waiter: asyncio.Future[Data] | None = None
+        self._queue_paused = False
+        self._user_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._send_lock: asyncio.Lock | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
+
+    # ------------------------------------------------------------------ asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self._conn
+        if conn is None:
+            self._receive_handshake(data)
+            return
+        events = conn.receive_data(data)
+        if conn.outgoing:
+            self._flush_outgoing(conn)
+        for event in events:
+            kind = type(event)
+            if kind is bytes or kind is str:
+                waiter = self._recv_waiter
+                if waiter is not None:
+                    self._recv_waiter = None
+                    if not waiter.done():
+                        waiter.set_result(event)  # type: ignore[arg-type]
+                        continue
+                messages = self._messages
+                messages.append(event)  # type: ignore[arg-type]
+                if self._max_queue and len(messages) >= self._max_queue and not self._queue_paused:
+                    self._queue_paused = True
+                    if not self._user_paused:
+                        self._transport.pause_reading()  # type: ignore[union-attr]
+            else:
+                self._receive_control(event)  # type: ignore[arg-type]
+
+    def eof_received(self) -> bool | None:
+        # Returning None closes the transport: a peer that half-closes is done with the connection.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.receive_eof()
+        for timer in (self._keepalive_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
+        self._keepalive_timer = self._close_timer = None
+        handshake = self._handshake_waiter
+        if handshake is not None and not handshake.done():
+            if self.response is not None and self._refusal_body_left:
+                handshake.set_result(None)  # a refusal whose body ended with the connection
+            else:
+                handshake.set_exception(ConnectionError("connection closed during the opening handshake"))
+        self._wake_receiver()
+        if self._pings:
+            closed = self._closed_exception()
+            for waiter, _ in self._pings.values():
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(closed)
+            self._pings.clear()
+        self._write_paused = False
+        self._release_drain_waiters()
+        if not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._release_drain_waiters()
+
+    # ------------------------------------------------------------------ opening handshake plumbing
+
+    def _receive_handshake(self, data: bytes) -> None:
+        head = self._head
+        if head is None:
+            # Head complete, connection not open yet (server deciding, client reading a refusal's body).
+            self._pending += data
+            if self._refusal_body_left:
+                self._refusal_body_left = max(0, self._refusal_body_left - len(data))
+                if not self._refusal_body_left:
+                    self._finish_refusal_body()
+            return
+        try:
+            if not head.feed(data):
+                return
+            self._head = None
+            self._pending = head.leftover
+            if self.is_client:
+                response = head.response()
+                self.response = response
+                if response.status != 101:
+                    length = response.headers.get("Content-Length", "0") or "0"
+                    wanted = min(int(length), MAX_REFUSAL_BODY) if length.isdigit() else 0
+                    self._refusal_body_left = max(0, wanted - len(self._pending))
+                    if self._refusal_body_left:
+                        return
+                    self._finish_refusal_body()
+                    return
+                self._transport.pause_reading()  # type: ignore[union-attr]  # until the response is checked
+                self._set_handshake_result(None)
+            else:
+                request = head.request()
+                self.request = request
+                self._transport.pause_reading()  # type: ignore[union-attr]  # until the handler accepts
+                assert self._server_hook is not None
+                self._server_hook(self, request)
+        except HandshakeError as exc:
+            if self.is_client:
+                self._set_handshake_result(exc)
+            else:
+                status = getattr(exc, "status", 431 if getattr(exc, "too_large", False) else 400)
+                self._refuse(Response(status, body=f"Failed to open a WebSocket connection: {exc}.\n"))
+
+    def _finish_refusal_body(self) -> None:
+        assert self.response is not None
+        self.response.body = self._pending[:MAX_REFUSAL_BODY]
+        self._set_handshake_result(None)
+
+    def _set_handshake_result(self, exc: BaseException | None) -> None:
+        waiter = self._handshake_waiter
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    async def _client_handshake(self, request: Request) -> Response:
+        """Send the upgrade request; return the server's response (its body read when it is a refusal)."""
+        self.request = request
+        self._handshake_waiter = self._loop.create_future()
+        self._transport.write(request.serialize())  # type: ignore[union-attr]
+        await self._handshake_waiter
+        assert self.response is not None
+        return self.response
+
+    def _refuse(self, response: Response) -> None:
+        """Server side: answer the upgrade request with an HTTP error and close."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self.response = response
+            transport.write(response.serialize())
+            transport.close()
+
+    def _open(self, accepted: Accepted, response: Response | None = None) -> None:
+        """The handshake succeeded: start the WebSocket connection (server: after writing the 101 response)."""
+        transport = self._transport
+        assert transport is not None
+        self.subprotocol = accepted.subprotocol
+        self.extensions = accepted.extensions
+        self._conn = conn = Connection(
+            self.is_client,
+            max_size=self.max_size,
+            auto_pong=self.auto_pong,
+            skip_utf8_validation=self.skip_utf8_validation,
+            deflate=accepted.deflate,
+        )
+        if response is not None:
+            self.response = response
+            transport.write(response.serialize())
+        if self.ping_interval is not None:
+            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive)
+        pending, self._pending = self._pending, b""
+        if pending:
+            self.data_received(pending)
+        if conn.state == State.OPEN or not transport.is_closing():
+            transport.resume_reading()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def recv(self) -> Data:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises :class:`ConnectionClosedOK` after a normal close and :class:`ConnectionClosedError` after an
+        abnormal one, once every message received before the close has been returned.
+        Only one coroutine may wait in ``recv`` at a time.
+        """
+        messages = self._messages
+        if messages:
+            message = messages.popleft()
+            if self._queue_paused and len(messages) <= self._resume_at:
+                self._resume_from_queue()
+            return message
+        if self._receiving_done():
+            raise self._closed_exception()
+        if self._recv_waiter is not None:
+            raise RuntimeError("another coroutine is already waiting for the next message")
+        waiter: asyncio.Future[Data] = self._loop.create_future()
+        self._recv_waiter = waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                messages.appendleft(waiter.result())  # delivered as we were cancelled: keep it for next time
+            raise
+        finally:
+            if self._recv_waiter is waiter:
+                self._recv_waiter = None
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self
+
+    async def __anext__(self) -> Data:
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    def _receiving_done(self) -> bool:
+        conn = self._conn
+        if conn is None:
+            return self._closed_waiter.done()
+        return conn.close_received is not None or conn.failure is not None or conn.state == State.CLOSED
+
+    def _wake_receiver(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None:
+            self._recv_waiter = None
+            if not waiter.done():
+                waiter.set_exception(self._closed_exception())
+
+    def _resume_from_queue(self) -> None:
+        self._queue_paused = False
+        transport = self._transport
+        if not self._user_paused and transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (ws's ``pause``); messages already received stay queued."""
+        if not self._user_paused:
+            self._user_paused = True
+            transport = self._transport
+            if not self._queue_paused and transport is not None and not transport.is_closing() and self._conn:
+                transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Undo :meth:`pause_reading` (ws's ``resume``)."""
+        if self._user_paused:
+            self._user_paused = False
+            transport = self._transport
+            if not self._queue_paused and transport is not None and not transport.is_closing() and self._conn:
+                transport.resume_reading()
+
+    def _receive_control(self, event: object) -> None:
+        if type(event) is Pong:
+            self._receive_pong(event.payload)  # type: ignore[attr-defined]
+        elif type(event) is CloseReceived or isinstance(event, ProtocolError):
+            conn = self._conn
+            assert conn is not None and self._transport is not None
+            if isinstance(event, ProtocolError):
+                logger.debug("failing the connection: %s", event)
+            self._wake_receiver()
+            if not self.is_client or conn.failure is not None:
+                # The server closes TCP first (RFC 6455 7.1.1); a failed connection is closed by either side.
+                self._transport.close()
+            elif conn.close_handshake_done:
+                self._arm_close_timer()
+
+    def _flush_outgoing(self, conn: Connection) -> None:
+        transport = self._transport
+        assert transport is not None
+        if not transport.is_closing():
+            transport.writelines(conn.outgoing) if len(conn.outgoing) > 1 else transport.write(conn.outgoing[0])
+        conn.outgoing.clear()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        *,
+        binary: bool | None = None,
+        compress: bool | None = None,
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary (``binary=`` overrides).
+
+        An iterable or async iterable of chunks is sent as one fragmented message (each chunk a frame).
+        ``compress=False`` sends this message uncompressed even when permessage-deflate is agreed;
+        ``compress=True`` compresses it even below the threshold. Waits while the send buffer is above
+        ``write_limit``. Raises :class:`ConnectionClosed` once the closing handshake has started.
+        """
+        conn = self._conn
+        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+            raise self._send_closed_exception()
+        if self._send_lock is not None and self._send_lock.locked():
+            async with self._send_lock:
+                await self.send(message, binary=binary, compress=compress)
+            return
+        kind = type(message)
+        if kind is str:
+            frame = conn.send_data(OP_BINARY if binary else OP_TEXT, message.encode(), compress is not False)  # type: ignore[union-attr]
+        elif kind is bytes or kind is bytearray or kind is memoryview:
+            opcode = OP_TEXT if binary is False else OP_BINARY
+            frame = conn.send_data(opcode, message, compress is not False)  # type: ignore[arg-type]
+        elif isinstance(message, (Iterable, AsyncIterable)):
+            await self._send_fragments(message, binary)
+            return
+        else:
+            raise TypeError(f"cannot send {kind.__name__}: expected str, bytes-like or an iterable of them")
+        self._transport.write(frame)  # type: ignore[union-attr]
+        if self._write_paused:
+            await self._drain()
+
+    async def _send_fragments(self, chunks: Iterable[DataLike] | AsyncIterable[DataLike], binary: bool | None) -> None:
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            opcode = -1
+            previous: bytes | None = None
+            conn = self._conn
+            assert conn is not None
+
+            async def emit(chunk: DataLike) -> None:
+                nonlocal opcode, previous
+                is_text = isinstance(chunk, str)
+                data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+                if opcode == -1:
+                    opcode = OP_TEXT if (is_text if binary is None else not binary) else OP_BINARY
+                    first = opcode
+                else:
+                    first = OP_CONT
+                if previous is not None:
+                    await self._write_frame(previous)
+                if conn.close_sent is not None or conn.state != State.OPEN:
+                    raise self._send_closed_exception()
+                previous = conn.send_data(first, data, False, fin=False)
+
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    await emit(chunk)
+            else:
+                for chunk in chunks:
+                    await emit(chunk)
+            if opcode == -1:
+                return  # nothing to send: an empty iterable is no message at all
+            assert previous is not None
+            # Re-send the last frame with FIN set: rebuild it rather than patch bytes (masking differs).
+            last = previous
+            await self._write_frame(_with_fin(last, conn.is_client))
+
+    async def _write_frame(self, frame: bytes) -> None:
+        self._transport.write(frame)  # type: ignore[union-attr]
+        if self._write_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            if self._conn is not None and self._conn.state == State.CLOSED:
+                raise self._closed_exception()
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def _release_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def ping(self, data: DataLike = b"") -> float:
+        """Send a Ping and wait for its Pong; return the round trip in seconds (also in :attr:`latency`).
+
+        An empty ``data`` is replaced by 4 random bytes so that concurrent pings can be told apart.
+        """
+        conn = self._conn
+        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+            raise self._send_closed_exception()
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        if not payload:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        elif payload in self._pings:
+            raise ValueError("already waiting for a pong with this payload")
+        frame = conn.send_ping(payload)
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (waiter, self._loop.time())
+        self._transport.write(frame)  # type: ignore[union-attr]
+        return await waiter
+
+    async def pong(self, data: DataLike = b"") -> None:
+        """Send an unsolicited Pong (or answer a Ping yourself when ``auto_pong=False``)."""
+        conn = self._conn
+        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+            raise self._send_closed_exception()
+        self._transport.write(conn.send_pong(data.encode() if isinstance(data, str) else bytes(data)))  # type: ignore[union-attr]
+
+    def _receive_pong(self, payload: bytes) -> None:
+        pings = self._pings
+        if payload not in pings:
+            return
+        now = self._loop.time()
+        # A Pong answers the Ping with its payload and every Ping sent before it (RFC 6455 5.5.3).
+        for key in list(pings):
+            waiter, sent_at = pings.pop(key)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now - sent_at)
+            if key == payload:
+                self.latency = now - sent_at
+                break
+
+    def _keepalive(self) -> None:
+        """Timer callback: ping the peer; fail the connection with 1011 if no Pong comes within ping_timeout."""
+        self._keepalive_timer = None
+        conn = self._conn
+        transport = self._transport
+        if conn is None or transport is None or conn.state != State.OPEN or transport.is_closing():
+            return
+        payload = os.urandom(4)
+        self._pings[payload] = (None, self._loop.time())
+        transport.write(conn.send_ping(payload))
+        if self.ping_timeout is not None:
+            self._keepalive_timer = self._loop.call_later(self.ping_timeout, self._keepalive_check, payload)
+        elif self.ping_interval is not None:
+            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive)
+
+    def _keepalive_check(self, payload: bytes) -> None:
+        self._keepalive_timer = None
+        if payload in self._pings:
+            logger.debug("keepalive ping timed out; failing the connection")
+            self._fail(1011, "keepalive ping timeout")
+            return
+        if self.ping_interval is not None:
+            delay = max(0.0, self.ping_interval - (self.ping_timeout or 0.0))
+            self._keepalive_timer = self._loop.call_later(delay, self._keepalive)
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake: send Close, wait for the peer's Close and the end of the TCP connection,
+        at most ``close_timeout`` seconds, then drop the connection."""
+        conn = self._conn
+        transport = self._transport
+        if conn is None or transport is None:
+            if transport is not None:
+                transport.abort()
+            await asyncio.shield(self._closed_waiter)
+            return
+        if conn.state != State.CLOSED and not transport.is_closing():
+            frame = conn.send_close(code, reason)
+            if frame:
+                transport.write(frame)
+            if conn.close_handshake_done and not self.is_client:
+                transport.close()
+        if not self._closed_waiter.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed_waiter), self.close_timeout)
+            except asyncio.TimeoutError:
+                transport.abort()
+            await asyncio.shield(self._closed_waiter)
+
+    def abort(self) -> None:
+        """Drop the connection at once, without a closing handshake (ws's ``terminate``)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed_waiter)
+
+    def _fail(self, code: int, reason: str) -> None:
+        conn = self._conn
+        transport = self._transport
+        if conn is not None and transport is not None and not transport.is_closing():
+            frame = conn.send_close(code, reason)
+            if frame:
+                transport.write(frame)
+            conn.failure = conn.failure or ProtocolError(reason, code)
+            transport.close()
+            self._wake_receiver()
+
+    def _arm_close_timer(self) -> None:
+        if self._close_timer is None and self.close_timeout is not None and self._transport is not None:
+            self._close_timer = self._loop.call_later(self.close_timeout, self._transport.abort)
+
+    # ------------------------------------------------------------------ state and properties
+
+    @property
+    def state(self) -> State:
+        """CONNECTING during the opening handshake, OPEN, CLOSING once a Close was sent or received, CLOSED."""
+        if self._closed_waiter.done():
+            return State.CLOSED
+        conn = self._conn
+        if conn is None:
+            return State.CONNECTING
+        return conn.state
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code (1005 if its Close had none), the code we failed the connection with,
+        1006 if the connection was lost without a Close, None while open."""
+        conn = self._conn
+        if conn is not None:
+            if conn.close_received is not None:
+                return conn.close_received[0]
+            if conn.failure is not None:
+                return conn.failure.code
+        return 1006 if self._closed_waiter.done() else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason that goes with :attr:`close_code`."""
+        conn = self._conn
+        if conn is not None:
+            if conn.close_received is not None:
+                return conn.close_received[1]
+            if conn.failure is not None:
+                return str(conn.failure)
+        return "" if self._closed_waiter.done() else None
+
+    def _closed_exception(self) -> ConnectionClosed:
+        code = self.close_code
+        reason = self.close_reason or ""
+        conn = self._conn
+        clean = conn is not None and conn.failure is None and code in (1000, 1001, 1005)
+        return (ConnectionClosedOK if clean else ConnectionClosedError)(code if code is not None else 1006, reason)
+
+    def _send_closed_exception(self) -> Exception:
+        if self._conn is None and not self._closed_waiter.done():
+            return RuntimeError("the opening handshake has not completed")
+        return self._closed_exception()
+
+    @property
+    def local_address(self) -> Any:
+        """The socket's own address (``sockname``)."""
+        return self._transport.get_extra_info("sockname") if self._transport is not None else None
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address (``peername``)."""
+        return self._transport.get_extra_info("peername") if self._transport is not None else None
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes accepted by :meth:`send` and not yet written to the socket."""
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The underlying transport (TCP, TLS or a proxy tunnel)."""
+        return self._transport
+
+    @property
+    def deflate(self) -> PerMessageDeflate | None:
+        """The agreed permessage-deflate codec, if any."""
+        return self._conn.deflate if self._conn is not None else None
+
+    def __repr__(self) -> str:
+        side = "client" if self.is_client else "server"
+        return f"<WebSocket {side} {self.state.name} {self.remote_address}>"
+
+
+def _with_fin(frame: bytes, masked: bool) -> bytes:
+    """The same frame with FIN set (the mask, if any, stays valid: it covers the payload, not the header)."""
+    return bytes((frame[0] | 0x80,)) + frame[1:]

@@ -1,0 +1,274 @@
+"""A small, strict, bounded HTTP/1.1 head parser and the request/response objects of the opening handshake.
+
+Only what a WebSocket handshake needs: a request line or status line and header fields, with limits on the
+number of header lines and the length of each line so a hostile peer cannot make us buffer without bound.
+Bodies are read by the I/O layer (only refusals and redirects carry one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Union
+
+from ..exceptions import HandshakeError
+
+__all__ = [
+    "DEFAULT_MAX_HEADER_COUNT",
+    "DEFAULT_MAX_LINE_SIZE",
+    "HeadParser",
+    "Headers",
+    "HeadersLike",
+    "Request",
+    "Response",
+]
+
+#: Header fields allowed in one request or response head (as `websockets`; Node allows 2000, nginx ~100).
+DEFAULT_MAX_HEADER_COUNT = 128
+#: Longest request line, status line or header line, CRLF excluded (as `websockets` and nginx's 8 KiB buffers).
+DEFAULT_MAX_LINE_SIZE = 8192
+
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_BAD_VALUE_BYTES = frozenset(range(0x20)) - {0x09} | {0x7F}
+
+HeadersLike = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` is an RFC 9110 token (header names, extension and parameter names)."""
+    return bool(value) and all(ord(c) < 128 and ord(c) in _TCHAR for c in value)
+
+
+class Headers:
+    """Header fields in received order; names compare case-insensitively and may repeat."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: HeadersLike | None = None) -> None:
+        self._items: list[tuple[str, str]] = []
+        if items is None:
+            return
+        if isinstance(items, Headers):
+            self._items = list(items._items)
+            return
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for name, value in pairs:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field; refuses names that are not tokens and values with CR, LF or NUL (header injection)."""
+        if not is_token(name):
+            raise ValueError(f"invalid header name {name!r}")
+        if any(ord(c) in _BAD_VALUE_BYTES for c in value):
+            raise ValueError(f"invalid header value for {name}")
+        self._items.append((name, value))
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``, or ``default``."""
+        key = name.lower()
+        for item_name, value in self._items:
+            if item_name.lower() == key:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order."""
+        key = name.lower()
+        return [value for item_name, value in self._items if item_name.lower() == key]
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: str) -> None:
+        del self[name]
+        self.add(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        self._items = [item for item in self._items if item[0].lower() != key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> list[tuple[str, str]]:
+        """All (name, value) pairs in order."""
+        return list(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def serialize(self) -> bytes:
+        """The header lines, each ending in CRLF."""
+        return "".join(f"{name}: {value}\r\n" for name, value in self._items).encode("latin-1")
+
+
+class Request:
+    """An HTTP request head: the client's upgrade request."""
+
+    __slots__ = ("body", "headers", "method", "path")
+
+    def __init__(self, path: str, headers: HeadersLike | None = None, method: str = "GET", body: bytes = b"") -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+
+    def serialize(self) -> bytes:
+        """The request head as sent on the wire."""
+        return f"{self.method} {self.path} HTTP/1.1\r\n".encode() + self.headers.serialize() + b"\r\n"
+
+    def __repr__(self) -> str:
+        return f"Request({self.method} {self.path!r})"
+
+
+class Response:
+    """An HTTP response: the server's 101, or a refusal (``wsstream.Response(403, body=b"no")``).
+
+    ``headers`` may be a :class:`Headers`, a mapping or (name, value) pairs. A refusal with a body gets
+    ``Content-Length`` and ``Content-Type: text/plain`` unless given, and ``Connection: close``.
+    """
+
+    __slots__ = ("body", "headers", "reason", "status")
+
+    def __init__(self, status: int, headers: HeadersLike | None = None, body: bytes | str = b"", reason: str = "") -> None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid HTTP status {status}")
+        self.status = status
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body.encode() if isinstance(body, str) else bytes(body)
+        self.reason = reason or _REASONS.get(status, "")
+
+    def serialize(self) -> bytes:
+        """The response as sent on the wire (head and body)."""
+        headers = self.headers
+        if self.status != 101:
+            headers = Headers(headers)
+            if "Content-Length" not in headers:
+                headers.add("Content-Length", str(len(self.body)))
+            if self.body and "Content-Type" not in headers:
+                headers.add("Content-Type", "text/plain; charset=utf-8")
+            if "Connection" not in headers:
+                headers.add("Connection", "close")
+        head = f"HTTP/1.1 {self.status} {self.reason}\r\n".encode() + headers.serialize() + b"\r\n"
+        return head + self.body
+
+    def __repr__(self) -> str:
+        return f"Response({self.status} {self.reason!r})"
+
+
+_REASONS = {
+    101: "Switching Protocols",
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    407: "Proxy Authentication Required",
+    426: "Upgrade Required",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class HeadParser:
+    """Accumulates bytes until a complete HTTP head (ending in an empty line), enforcing the limits.
+
+    :meth:`feed` returns True once the head is complete; the bytes after it are in :attr:`leftover`.
+    Errors raise :class:`HandshakeError` (the server answers 400, or 431 when ``too_large`` is set).
+    """
+
+    __slots__ = ("_buffer", "_scanned", "leftover", "lines", "max_header_count", "max_line_size")
+
+    def __init__(self, max_header_count: int = DEFAULT_MAX_HEADER_COUNT, max_line_size: int = DEFAULT_MAX_LINE_SIZE):
+        self.max_header_count = max_header_count
+        self.max_line_size = max_line_size
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of _buffer already split into complete lines
+        self.lines: list[bytes] = []
+        self.leftover = b""
+
+    def feed(self, data: bytes) -> bool:
+        """Add received bytes; True when the head is complete."""
+        buf = self._buffer
+        buf += data
+        while True:
+            eol = buf.find(b"\n", self._scanned)
+            if eol < 0:
+                if len(buf) - self._scanned > self.max_line_size + 1:
+                    raise _too_large("line longer than max_line_size")
+                return False
+            line = bytes(buf[self._scanned : eol])
+            self._scanned = eol + 1
+            if not line.endswith(b"\r"):
+                raise HandshakeError("HTTP line not terminated by CRLF")
+            line = line[:-1]
+            if len(line) > self.max_line_size:
+                raise _too_large("line longer than max_line_size")
+            if not line:
+                if not self.lines:
+                    raise HandshakeError("empty HTTP head")
+                self.leftover = bytes(buf[self._scanned :])
+                self._buffer = bytearray()
+                return True
+            if len(self.lines) > self.max_header_count:
+                raise _too_large("more than max_header_count header fields")
+            self.lines.append(line)
+
+    def _headers(self) -> Headers:
+        headers = Headers()
+        for line in self.lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise HandshakeError(f"malformed header line {line[:40]!r}")
+            try:
+                headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
+            except (ValueError, UnicodeDecodeError):
+                raise HandshakeError(f"malformed header line {line[:40]!r}") from None
+        return headers
+
+    def request(self) -> Request:
+        """The parsed request (call after :meth:`feed` returned True)."""
+        parts = self.lines[0].split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+            raise HandshakeError(f"malformed request line {self.lines[0][:60]!r}")
+        method, target, version = parts
+        if version != b"HTTP/1.1":
+            raise HandshakeError(f"unsupported HTTP version {version.decode('latin-1')}")
+        try:
+            path = target.decode("ascii")
+        except UnicodeDecodeError:
+            raise HandshakeError("request target is not ASCII") from None
+        return Request(path, self._headers(), method.decode("latin-1"))
+
+    def response(self) -> Response:
+        """The parsed response head (call after :meth:`feed` returned True); the body is read separately."""
+        version, _, rest = self.lines[0].partition(b" ")
+        status, _, reason = rest.partition(b" ")
+        if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(status) != 3 or not status.isdigit():
+            raise HandshakeError(f"malformed status line {self.lines[0][:60]!r}")
+        return Response(int(status), self._headers(), reason=reason.decode("latin-1"))
+
+
+def _too_large(message: str) -> HandshakeError:
+    error = HandshakeError(message)
+    error.too_large = True  # type: ignore[attr-defined]
+    return error
