@@ -67,6 +67,8 @@ class WebSocket(asyncio.Protocol):
         "_resume_at",
         "_send_lock",
         "_server_hook",
+        "_sink",
+        "_sink_closed",
         "_transport",
         "_user_paused",
         "_write_paused",
@@ -126,6 +128,8 @@ class WebSocket(asyncio.Protocol):
         self._refusal_body_left = 0
         self._handshake_waiter: asyncio.Future[None] | None = None
         self._server_hook: Callable[[WebSocket, Request], None] | None = None
+        self._sink: Callable[[Data], None] | None = None
+        self._sink_closed: Callable[[ConnectionClosed], None] | None = None
         self._messages: collections.deque[Data] = collections.deque()
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._queue_paused = False
@@ -156,6 +160,9 @@ class WebSocket(asyncio.Protocol):
         for event in events:
             kind = type(event)
             if kind is bytes or kind is str:
+                if self._sink is not None:
+                    self._sink(event)  # type: ignore[arg-type]
+                    continue
                 waiter = self._recv_waiter
                 if waiter is not None:
                     self._recv_waiter = None
@@ -351,7 +358,31 @@ class WebSocket(asyncio.Protocol):
             return self._closed_waiter.done()
         return conn.close_received is not None or conn.failure is not None or conn.state == State.CLOSED
 
+    def set_message_sink(
+        self, on_message: Callable[[Data], None] | None, on_closed: Callable[[ConnectionClosed], None] | None = None
+    ) -> None:
+        """Deliver messages to ``on_message`` as they arrive instead of queueing them for :meth:`recv`.
+
+        For adapters that would otherwise run a ``recv()`` loop in a task (the stream adapters): messages already
+        queued are handed over first, in order. ``on_closed`` is called once, with the exception :meth:`recv`
+        would raise, when no more messages will come. The sink applies its own back-pressure with
+        :meth:`pause_reading`. ``None`` restores queueing.
+        """
+        self._sink = on_message
+        self._sink_closed = on_closed
+        if on_message is not None:
+            while self._messages:
+                on_message(self._messages.popleft())
+            if self._queue_paused:
+                self._resume_from_queue()
+            if self._receiving_done():
+                self._wake_receiver()
+
     def _wake_receiver(self) -> None:
+        on_closed = self._sink_closed
+        if on_closed is not None:
+            self._sink_closed = None
+            on_closed(self._closed_exception())
         waiter = self._recv_waiter
         if waiter is not None:
             self._recv_waiter = None
