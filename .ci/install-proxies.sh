@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the real proxy servers the connector tests run against (tests/connectors/).
+# Idempotent: a package already present is left alone. Run as root.
+#   usage: .ci/install-proxies.sh [VENV]     (VENV defaults to .venv)
+# Debian: tinyproxy (HTTP CONNECT), squid (HTTP/HTTPS CONNECT), dante-server (SOCKS4/5), microsocks (SOCKS5).
+# PyPI (into VENV): tiny-proxy (the only server here speaking SOCKS4a), anyio (its listener), pproxy.
+set -euo pipefail
+
+venv="${1:-.venv}"
+debs=(tinyproxy squid dante-server microsocks)
+
+missing=()
+for pkg in "${debs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# apt may start squid, tinyproxy and danted as services on a systemd machine; the tests use their own ports and
+# configs, but stop the services so they hold no port and no CPU.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    for svc in squid tinyproxy danted; do
+        systemctl stop "$svc" >/dev/null 2>&1 || true
+    done
+fi
+
+"$venv/bin/python" -m pip install -q "tiny-proxy>=0.2" "pproxy>=2.7" "anyio>=4" "python-socks[asyncio]>=2.4"
