@@ -16,11 +16,12 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wsstream.core import mask as mask_module  # noqa: E402
+from wsstream.core import mask as mask_module
 
 SIZES = [64, 1024, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024]
 MAX_CALLS = 200_000
@@ -39,7 +40,9 @@ def measure(call: Callable[[], object], size: int, budget: int, repeat: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--budget", type=int, default=256 * 1024 * 1024, help="bytes per repeat per case")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=SIZES)
@@ -63,8 +66,8 @@ def main() -> None:
             # Python masking is ~50x slower: give it a tenth of the budget so a run stays under a minute.
             budget = args.budget if impl == "c" else args.budget // 10
             cases: dict[str, Callable[[], object]] = {
-                "apply_mask": lambda apply_mask=apply_mask: apply_mask(data, key),
-                "build_frame": lambda build_frame=build_frame: build_frame(0x82, data, key),
+                "apply_mask": partial(apply_mask, data, key),
+                "build_frame": partial(build_frame, 0x82, data, key),
             }
             for func, call in cases.items():
                 seconds, calls = measure(call, size, budget, args.repeat)
