@@ -136,7 +136,7 @@ class connect:  # noqa: N801 - used like a function, as in websockets and asynci
             ws = await self._open_once(wsuri)
             response = ws.response
             assert response is not None
-            if ws.state.name == "OPEN":
+            if ws._conn is not None:  # handshake accepted (it may already be closing)
                 return ws
             ws.abort()
             location = response.headers.get("Location")

@@ -612,6 +612,10 @@ class WebSocket(asyncio.Protocol):
             frame = conn.send_close(code, reason)
             if frame:
                 transport.write(frame)
+            # The peer's Close can only be seen by reading: a paused connection would wait for close_timeout.
+            if self._user_paused or self._queue_paused:
+                self._user_paused = self._queue_paused = False
+                transport.resume_reading()
             if conn.close_handshake_done and not self.is_client:
                 transport.close()
         if not self._closed_waiter.done():
