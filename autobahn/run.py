@@ -228,7 +228,8 @@ def tail(path: Path, lines: int = 30) -> str:
 def child_env() -> dict[str, str]:
     """Environment for the side under test: the source tree importable, no proxies for loopback."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    # The source tree, after any PYTHONPATH the caller set (so a patched copy can be tested).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(REPO)) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -496,7 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     harness_failed = any(s["error"] for s in summaries.values())
     cases_failed = any(s["failed"] for s in summaries.values())
     ok = not harness_failed and not cases_failed
-    line = {"autobahn": {r: {k: v for k, v in s.items()} for r, s in summaries.items()}, "ok": ok}
+    # One line: a long traceback in an error is cut to its last, most telling, part.
+    line = {
+        "autobahn": {
+            r: {**s, "error": s["error"] and _short(s["error"][-400:])} for r, s in summaries.items()
+        },
+        "ok": ok,
+    }
     print(json.dumps(line, separators=(",", ":")))
     return 2 if harness_failed else (1 if cases_failed else 0)
 
