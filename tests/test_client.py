@@ -10,8 +10,8 @@ import pytest
 import trustme
 
 import wsstream
-from wsstream import HandshakeError, InvalidStatus, InvalidURI, Request, Response
 from tests.support import echo
+from wsstream import HandshakeError, InvalidStatus, InvalidURI, Request, Response
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 import wsstream
-from wsstream import ConnectionClosedError, ConnectionClosedOK, State
-
 from tests.support import echo
+from wsstream import ConnectionClosedError, ConnectionClosedOK, State
 
 
 def connect(uri: str, **kwargs: object) -> wsstream.connect:

@@ -8,8 +8,8 @@ import re
 import pytest
 
 import wsstream
-from wsstream import InvalidStatus, Request, Response
 from tests.support import echo
+from wsstream import InvalidStatus, Request, Response
 
 
 async def raw_exchange(port: int, data: bytes, read_timeout: float = 5) -> bytes:

@@ -46,7 +46,7 @@ def resolve_compression(compression: Any, *, client: bool) -> Deflate | None:
     raise ValueError(f"compression must be None, 'deflate' or a wsstream.Deflate, not {compression!r}")
 
 
-class connect:  # noqa: N801 - used like a function, as in websockets and asyncio.timeout
+class connect:
     """Open a WebSocket connection to ``uri``; see ``docs/API`` for every option and its default.
 
     ``await connect(uri)`` returns an open :class:`WebSocket`; ``async with connect(uri) as ws`` also closes it.
@@ -81,7 +81,7 @@ class connect:  # noqa: N801 - used like a function, as in websockets and asynci
         if protocol_version not in (8, 13):
             raise ValueError("protocol_version must be 13 or 8")
         self.uri = uri
-        self.options = dict(
+        self.options: dict[str, Any] = dict(
             subprotocols=subprotocols,
             headers=headers,
             origin=origin,

@@ -176,7 +176,7 @@ class WebSocket(asyncio.Protocol):
                     if not self._user_paused:
                         self._transport.pause_reading()  # type: ignore[union-attr]
             else:
-                self._receive_control(event)  # type: ignore[arg-type]
+                self._receive_control(event)
 
     def eof_received(self) -> bool | None:
         # Returning None closes the transport: a peer that half-closes is done with the connection.
@@ -412,8 +412,8 @@ class WebSocket(asyncio.Protocol):
                 transport.resume_reading()
 
     def _receive_control(self, event: object) -> None:
-        if type(event) is Pong:
-            self._receive_pong(event.payload)  # type: ignore[attr-defined]
+        if isinstance(event, Pong):
+            self._receive_pong(event.payload)
         elif type(event) is CloseReceived or isinstance(event, ProtocolError):
             conn = self._conn
             assert conn is not None and self._transport is not None
@@ -463,7 +463,7 @@ class WebSocket(asyncio.Protocol):
             opcode = OP_TEXT if binary is False else OP_BINARY
             frame = conn.send_data(opcode, message, compress is not False)  # type: ignore[arg-type]
         elif isinstance(message, (Iterable, AsyncIterable)):
-            await self._send_fragments(message, binary)
+            await self._send_fragments(message, binary)  # type: ignore[arg-type]
             return
         else:
             raise TypeError(f"cannot send {kind.__name__}: expected str, bytes-like or an iterable of them")

@@ -169,7 +169,7 @@ class Server:
             if inspect.isawaitable(refusal):
                 refusal = await refusal
             if refusal is not None:
-                ws._refuse(refusal)  # type: ignore[arg-type]
+                ws._refuse(refusal)
                 return None
         offered = handshake.offered_subprotocols(request)
         if self.select_subprotocol is not None:
@@ -206,7 +206,7 @@ def _abort_if_connecting(ws: WebSocket) -> None:
 class WebSocketServer:
     """A listening WebSocket server, as returned by :func:`serve`."""
 
-    def __init__(self, server: Server, listener: asyncio.AbstractServer) -> None:
+    def __init__(self, server: Server, listener: asyncio.Server) -> None:
         self.server = server
         self.listener = listener
         self._close_task: asyncio.Task[None] | None = None
@@ -219,7 +219,7 @@ class WebSocketServer:
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets."""
-        return tuple(self.listener.sockets)  # type: ignore[arg-type]
+        return tuple(self.listener.sockets)
 
     @property
     def port(self) -> int | None:
@@ -261,7 +261,7 @@ class WebSocketServer:
         await self.wait_closed()
 
 
-class serve:  # noqa: N801 - used like a function: ``await serve(...)`` or ``async with serve(...)``
+class serve:
     """Start a WebSocket server on ``host``/``port`` (or ``unix_socket``, or ``sock``).
 
     Returns a :class:`WebSocketServer`. Options not listed here are those of :class:`Server`.
@@ -304,7 +304,12 @@ class serve:  # noqa: N801 - used like a function: ``await serve(...)`` or ``asy
             listener = await loop.create_server(factory, sock=self.sock, ssl=self.ssl, backlog=self.backlog)
         else:
             listener = await loop.create_server(
-                factory, self.host, self.port, ssl=self.ssl, reuse_port=self.reuse_port, backlog=self.backlog
+                factory,
+                self.host,
+                self.port,  # type: ignore[arg-type]  # None is valid at run time; typeshed is stricter
+                ssl=self.ssl,
+                reuse_port=self.reuse_port,
+                backlog=self.backlog,
             )
         self._ws_server = WebSocketServer(self.server, listener)
         return self._ws_server

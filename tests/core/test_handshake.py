@@ -8,7 +8,7 @@ import pytest
 from wsstream.core import handshake
 from wsstream.core.deflate import Deflate
 from wsstream.core.headers import format_extension, parse_extension_list, parse_token_list
-from wsstream.core.http11 import HeadParser, Headers, Request, Response
+from wsstream.core.http11 import Headers, HeadParser, Request, Response
 from wsstream.core.uri import parse_uri
 from wsstream.exceptions import HandshakeError, InvalidStatus, InvalidURI
 
@@ -93,7 +93,7 @@ def test_post_is_refused() -> None:
 
 
 def test_client_rejects_bad_responses() -> None:
-    request, key = roundtrip_request()
+    _, key = roundtrip_request()
     good = handshake.build_response(key)
     with pytest.raises(InvalidStatus) as info:
         handshake.check_response(Response(403, body=b"no"), key)

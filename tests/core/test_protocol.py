@@ -76,7 +76,8 @@ def test_byte_at_a_time_and_many_frames_per_chunk() -> None:
 
 def test_fragmented_message_with_interleaved_control_frames() -> None:
     conn = server()
-    data = frame(1, b"fra", fin=False) + frame(9, b"x") + frame(0, b"gme", fin=False) + frame(10, b"y") + frame(0, b"nt")
+    data = frame(1, b"fra", fin=False) + frame(9, b"x") + frame(0, b"gme", fin=False)
+    data += frame(10, b"y") + frame(0, b"nt")
     events = conn.receive_data(data)
     assert isinstance(events[0], Ping) and isinstance(events[1], Pong)
     assert events[2] == "fragment"

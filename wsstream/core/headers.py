@@ -59,7 +59,7 @@ class _Scanner:
     def quoted_string(self) -> str:
         text = self.text
         pos = self.pos + 1  # opening quote
-        out = []
+        out: list[str] = []
         while pos < len(text):
             char = text[pos]
             if char == '"':

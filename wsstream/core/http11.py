@@ -141,7 +141,9 @@ class Response:
 
     __slots__ = ("body", "headers", "reason", "status")
 
-    def __init__(self, status: int, headers: HeadersLike | None = None, body: bytes | str = b"", reason: str = "") -> None:
+    def __init__(
+        self, status: int, headers: HeadersLike | None = None, body: bytes | str = b"", reason: str = ""
+    ) -> None:
         if not 100 <= status <= 999:
             raise ValueError(f"invalid HTTP status {status}")
         self.status = status
