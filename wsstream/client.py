@@ -204,13 +204,13 @@ class connect:
                 wsuri,
                 key,
                 extensions=self.deflate.client_offer() if self.deflate is not None else None,
-                **self.options,  # type: ignore[arg-type]
+                **self.options,
             )
             response = await ws._client_handshake(request)
             if response.status in _REDIRECTS and self.follow_redirects:
                 return ws
             accepted = handshake.check_response(
-                response, key, subprotocols=self.options["subprotocols"], deflate=self.deflate  # type: ignore[arg-type]
+                response, key, subprotocols=self.options["subprotocols"], deflate=self.deflate
             )
         except BaseException:
             ws.abort()
