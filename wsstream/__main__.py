@@ -1,0 +1,10 @@
+"""``python -m wsstream``: the same as the ``wsstream`` command (:func:`wsstream.cli.main`)."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
