@@ -1,12 +1,14 @@
-"""Start real proxy servers on loopback for the tests: tinyproxy, squid, dante, microsocks (Debian) and tiny-proxy
-(PyPI, the one SOCKS4a server).
+"""Start real proxy servers on loopback for the tests: tinyproxy, squid, dante, microsocks (Debian) and
+tiny-proxy (PyPI, the one SOCKS4a server).
 
-Each server runs in the foreground as a child process, on free ports, with a config file of its own in a temporary
-directory, and is killed by ``stop()``. A missing binary raises :class:`ProxyUnavailable`; the fixtures decide
-whether that skips or fails (``WSSTREAM_REQUIRE_ALL=1``). ``.ci/install-proxies.sh`` installs every server.
+Each server runs in the foreground as a child process, on free ports, with a config file of its own in a
+temporary directory, and is killed by ``stop()``. A missing binary raises :class:`ProxyUnavailable`; the
+fixtures decide whether that skips or fails (``WSSTREAM_REQUIRE_ALL=1``). ``.ci/install-proxies.sh`` installs
+every server.
 
 Run as a script, this module is the tiny-proxy launcher:
-``python tests/proxy_servers.py tiny-proxy KIND PORT [--auth USER:PASS] [--tls CERT KEY] [--map NAME=IP ...]``.
+``python tests/proxy_servers.py tiny-proxy KIND PORT [--auth USER:PASS] [--tls CERT KEY] [--map NAME=IP
+...]``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -38,7 +40,8 @@ __all__ = [
 ]
 
 # A name that is not loopback (so the environment's proxy settings apply to it) and that the proxies below
-# resolve to 127.0.0.1 (squid through its hosts_file, tiny-proxy through --map): the origin for environment tests.
+# resolve to 127.0.0.1 (squid through its hosts_file, tiny-proxy through --map): the origin for environment
+# tests.
 TEST_HOSTNAME = "echo.wsstream.test"
 
 READY_TIMEOUT = 15.0
@@ -65,7 +68,8 @@ class ProxyServer:
     ports: dict[str, int]
     workdir: Path | None = None
     log: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    # squid takes seconds to shut down gracefully; nothing of it is worth keeping, so it gets SIGKILL.
+    stop_signal: int = signal.SIGTERM
 
     @property
     def port(self) -> int:
@@ -85,7 +89,7 @@ class ProxyServer:
         """Terminate the server (its whole process group) and remove its directory."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, self.stop_signal)
             try:
                 self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -152,8 +156,9 @@ def start_tinyproxy(auth: tuple[str, str] | None = None) -> ProxyServer:
 
 
 def start_squid(user: str, password: str, cert: Path, key: Path) -> ProxyServer:
-    """squid with three ports: "plain" (no auth), "auth" (Basic ``user``/``password``), "tls" (an HTTPS proxy with
-    ``cert``/``key``, no auth). It resolves :data:`TEST_HOSTNAME` to 127.0.0.1 through its own hosts file."""
+    """squid with three ports: "plain" (no auth), "auth" (Basic ``user``/``password``), "tls" (an HTTPS proxy
+    with ``cert``/``key``, no auth). It resolves :data:`TEST_HOSTNAME` to 127.0.0.1 through its own hosts
+    file."""
     binary = _binary("squid", "/usr/sbin/squid")
     helper = Path("/usr/lib/squid/basic_ncsa_auth")
     if not helper.exists():
@@ -198,7 +203,9 @@ udp_incoming_address 127.0.0.1
         shutil.chown(workdir, "proxy", "proxy")
         for path in workdir.iterdir():
             shutil.chown(path, "proxy", "proxy")
-    return _spawn("squid", [binary, "-N", "-f", str(workdir / "squid.conf")], ports, workdir)
+    server = _spawn("squid", [binary, "-N", "-f", str(workdir / "squid.conf")], ports, workdir)
+    server.stop_signal = signal.SIGKILL
+    return server
 
 
 def start_dante() -> ProxyServer:
@@ -238,8 +245,8 @@ def start_tiny_proxy(
     tls: tuple[Path, Path] | None = None,
     hosts: dict[str, str] | None = None,
 ) -> ProxyServer:
-    """tiny-proxy (``kind`` "http", "socks4" (4 and 4a) or "socks5") in a child Python; ``tls`` = (cert, key) makes
-    it an HTTPS proxy; ``hosts`` maps names it should resolve (name -> IP)."""
+    """tiny-proxy (``kind`` "http", "socks4" (4 and 4a) or "socks5") in a child Python; ``tls`` = (cert, key)
+    makes it an HTTPS proxy; ``hosts`` maps names it should resolve (name -> IP)."""
     try:
         import tiny_proxy  # noqa: F401
     except ImportError as exc:
@@ -280,11 +287,13 @@ def _run_tiny_proxy(argv: Sequence[str]) -> None:
 
     names = dict(entry.split("=", 1) for entry in args.map)
     if names:
-        # tiny-proxy dials with anyio.connect_tcp, looked up at call time: a private hosts file for this process.
+        # tiny-proxy dials with anyio.connect_tcp, looked up at call time: a private hosts file for this
+        # process.
         real_connect = anyio.connect_tcp
 
         async def connect_tcp(remote_host: str, remote_port: int, **kwargs: object) -> object:
-            return await real_connect(names.get(remote_host, remote_host), remote_port, **kwargs)  # type: ignore
+            host = names.get(remote_host, remote_host)
+            return await real_connect(host, remote_port, **kwargs)  # type: ignore[call-overload]
 
         anyio.connect_tcp = connect_tcp  # type: ignore[assignment]
 

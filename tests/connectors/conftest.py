@@ -1,7 +1,8 @@
-"""Fixtures for the connector tests: certificates, loopback echo servers, and real proxy servers (one per module).
+"""Fixtures for the connector tests: certificates, loopback echo servers, and real proxy servers (one per
+module).
 
-A proxy whose binary is missing skips its tests with the reason, unless ``WSSTREAM_REQUIRE_ALL=1`` (CI), where it
-fails them instead.
+A proxy whose binary is missing skips its tests with the reason, unless ``WSSTREAM_REQUIRE_ALL=1`` (CI), where
+it fails them instead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy_servers import (  # noqa: E402
+from proxy_servers import (
     TEST_HOSTNAME,
     ProxyServer,
     ProxyUnavailable,
@@ -32,7 +33,7 @@ from proxy_servers import (  # noqa: E402
     start_tinyproxy,
 )
 
-from wsstream.connectors import Connector  # noqa: E402
+from wsstream.connectors import Connector
 
 REQUIRE_ALL = os.environ.get("WSSTREAM_REQUIRE_ALL") == "1"
 USER, PASSWORD = "alice", "s3cret"
@@ -93,7 +94,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 @pytest.fixture(scope="session")
 def payload() -> bytes:
+    """The 16 MiB message every proxy kind must carry intact."""
     return os.urandom(MESSAGE_SIZE)
+
+
+@pytest.fixture(scope="session")
+def small_payload() -> bytes:
+    """For tests about something else than volume (TLS options, Unix sockets)."""
+    return os.urandom(2**18)
 
 
 @dataclass
@@ -104,15 +112,21 @@ class EchoServer:
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: list[bytes]) -> None:
+    """Echo messages framed as a 4-byte big-endian length and the bytes, the way a WebSocket echo server does:
+    take in a whole message, then send it back (framed the same way). Echoing while still receiving would
+    deadlock single-threaded relays such as microsocks, which block writing one way while the other fills up.
+    ``seen`` gets the first 256 bytes of each connection's first message (what reached the origin)."""
     first = True
     try:
-        while data := await reader.read(2**16):
+        while True:
+            header = await reader.readexactly(4)
+            message = await reader.readexactly(int.from_bytes(header, "big"))
             if first:
-                seen.append(data[:256])
+                seen.append(message[:256])
                 first = False
-            writer.write(data)
+            writer.write(header + message)
             await writer.drain()
-    except (ConnectionError, ssl.SSLError):
+    except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
         pass
     finally:
         writer.close()
@@ -120,9 +134,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen
 
 async def _start_echo(ssl_context: ssl.SSLContext | None) -> EchoServer:
     seen: list[bytes] = []
-    server = await asyncio.start_server(
-        lambda r, w: _echo(r, w, seen), "127.0.0.1", 0, ssl=ssl_context, backlog=256
-    )
+    server = await asyncio.start_server(lambda r, w: _echo(r, w, seen), "127.0.0.1", 0, ssl=ssl_context, backlog=256)
     return EchoServer(server, server.sockets[0].getsockname()[1], seen)
 
 
@@ -167,12 +179,14 @@ async def round_trip(
     try:
 
         async def send() -> None:
+            writer.write(len(payload).to_bytes(4, "big"))
             view = memoryview(payload)
             for offset in range(0, len(view), 2**20):
                 writer.write(view[offset : offset + 2**20])
                 await writer.drain()
 
         async def receive() -> bytes:
+            assert int.from_bytes(await reader.readexactly(4), "big") == len(payload)
             digest = hashlib.sha256()
             remaining = len(payload)
             while remaining:

@@ -1,4 +1,5 @@
-"""HTTPProxyConnector against real HTTP proxies (tinyproxy, squid) and a scripted proxy for the protocol's corners."""
+"""HTTPProxyConnector against real HTTP proxies (tinyproxy, squid) and a scripted proxy for the protocol's
+corners."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ async def test_proxy_host_not_resolvable() -> None:
 
 
 class ScriptedProxy:
-    """A loopback server that reads one request head, records it, and runs ``script(head, reader, writer)``."""
+    """A loopback server that reads one request head, records it, and runs ``script(head, reader,
+    writer)``."""
 
     def __init__(self, script: Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]):
         self.script = script
@@ -249,8 +251,14 @@ async def test_credentials_and_extra_headers_are_sent_up_front() -> None:
         url = proxy.url.replace("http://", "http://us%40er:p%3Ass@")
         connector = HTTPProxyConnector(url, headers={"X-Team": "blue", "User-Agent": "probe/1"})
         with pytest.raises(ProxyStatusError) as info:
-            await connector.connect(asyncio.Protocol, "::1", 443, ssl=ssl.create_default_context(),
-                                    server_hostname=None, timeout=5)
+            await connector.connect(
+                asyncio.Protocol,
+                "::1",
+                443,
+                ssl=ssl.create_default_context(),
+                server_hostname=None,
+                timeout=5,
+            )
     head = proxy.heads[0]
     assert head.startswith(b"CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n")
     # base64("us@er:p:ss")
@@ -263,8 +271,9 @@ async def test_credentials_and_extra_headers_are_sent_up_front() -> None:
 
 async def test_407_without_body_and_proxy_hanging_up() -> None:
     async def refuse(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
-                     b"Content-Length: 0\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n"
+        )
         await writer.drain()
 
     async def hang_up(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -272,15 +281,15 @@ async def test_407_without_body_and_proxy_hanging_up() -> None:
 
     async with ScriptedProxy(refuse) as proxy:
         with pytest.raises(ProxyAuthError) as info:
-            await HTTPProxyConnector(proxy.url).connect(asyncio.Protocol, "h", 1, ssl=None,
-                                                        server_hostname=None, timeout=5)
-        assert str(info.value) == (
-            f"proxy {proxy.url}: authentication required (407 Proxy Authentication Required)"
-        )
+            await HTTPProxyConnector(proxy.url).connect(
+                asyncio.Protocol, "h", 1, ssl=None, server_hostname=None, timeout=5
+            )
+        assert str(info.value) == (f"proxy {proxy.url}: authentication required (407 Proxy Authentication Required)")
     async with ScriptedProxy(hang_up) as proxy:
         with pytest.raises(ProxyError, match="closed the connection before answering CONNECT h:1"):
-            await HTTPProxyConnector(proxy.url).connect(asyncio.Protocol, "h", 1, ssl=None,
-                                                        server_hostname=None, timeout=5)
+            await HTTPProxyConnector(proxy.url).connect(
+                asyncio.Protocol, "h", 1, ssl=None, server_hostname=None, timeout=5
+            )
 
 
 async def test_not_an_http_proxy() -> None:
@@ -290,8 +299,9 @@ async def test_not_an_http_proxy() -> None:
 
     async with ScriptedProxy(socks_like) as proxy:
         with pytest.raises(ProxyError, match="not an HTTP proxy"):
-            await HTTPProxyConnector(proxy.url).connect(asyncio.Protocol, "h", 1, ssl=None,
-                                                        server_hostname=None, timeout=5)
+            await HTTPProxyConnector(proxy.url).connect(
+                asyncio.Protocol, "h", 1, ssl=None, server_hostname=None, timeout=5
+            )
 
 
 async def test_timeout_names_the_hop_and_the_step() -> None:
@@ -300,8 +310,9 @@ async def test_timeout_names_the_hop_and_the_step() -> None:
 
     async with ScriptedProxy(silent) as proxy:
         with pytest.raises(TimeoutError) as info:
-            await HTTPProxyConnector(proxy.url).connect(asyncio.Protocol, "h", 1, ssl=None,
-                                                        server_hostname=None, timeout=0.3)
+            await HTTPProxyConnector(proxy.url).connect(
+                asyncio.Protocol, "h", 1, ssl=None, server_hostname=None, timeout=0.3
+            )
     assert str(info.value) == f"timed out after 0.3 s: proxy {proxy.url}: waiting for the reply to CONNECT h:1"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -63,16 +64,17 @@ def proxy_from_environment(uri: str, environ: Mapping[str, str] | None = None) -
     return None
 
 
-def connector_for_proxy(proxy: str | None) -> Connector:
+def connector_for_proxy(proxy: str | None, *, proxy_ssl: ssl.SSLContext | None = None) -> Connector:
     """The connector for a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``);
-    None gives a :class:`DirectConnector`. A URL without a scheme is an HTTP proxy."""
+    None gives a :class:`DirectConnector`. A URL without a scheme is an HTTP proxy. ``proxy_ssl`` is the TLS
+    context for an ``https://`` proxy (default: verifying with the system CAs); other kinds ignore it."""
     if proxy is None:
         return DirectConnector()
     if "://" not in proxy:
         proxy = "http://" + proxy
     scheme = proxy.partition("://")[0].lower()
     if scheme in ("http", "https"):
-        return HTTPProxyConnector(proxy)
+        return HTTPProxyConnector(proxy, ssl=proxy_ssl if scheme == "https" else None)
     if scheme in _SOCKS_SCHEMES:
         return SOCKSProxyConnector(proxy)
     raise ValueError(f"unsupported proxy scheme {scheme!r} (http, https, socks4, socks4a, socks5, socks5h)")
