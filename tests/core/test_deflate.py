@@ -39,9 +39,7 @@ def header_params(value: str) -> Params:
     return list(params)
 
 
-def pair(
-    client: Deflate | None = None, server: Deflate | None = None
-) -> tuple[PerMessageDeflate, PerMessageDeflate]:
+def pair(client: Deflate | None = None, server: Deflate | None = None) -> tuple[PerMessageDeflate, PerMessageDeflate]:
     """Negotiate as a handshake does: the client's offer through the server, the answer back."""
     client = client or Deflate()
     server = server or Deflate()
@@ -166,9 +164,7 @@ def test_client_offer(kwargs: dict[str, object], offer: str) -> None:
         ),
     ],
 )
-def test_client_accept(
-    kwargs: dict[str, object], response: Params, expected: tuple[bool, bool, int, int]
-) -> None:
+def test_client_accept(kwargs: dict[str, object], response: Params, expected: tuple[bool, bool, int, int]) -> None:
     codec = Deflate(**kwargs).client_accept(response)  # type: ignore[arg-type]
     got = (
         codec.local_no_context_takeover,
@@ -641,9 +637,7 @@ def test_byte_by_byte_decompression() -> None:
     client, server = pair()
     message = text_corpus(3000)
     payload = client.compress(message)
-    out = b"".join(
-        server.decompress(payload[i : i + 1], i == len(payload) - 1, MiB) for i in range(len(payload))
-    )
+    out = b"".join(server.decompress(payload[i : i + 1], i == len(payload) - 1, MiB) for i in range(len(payload)))
     assert out == message
 
 
@@ -801,6 +795,17 @@ def test_message_ending_with_a_bfinal_block() -> None:
         assert server.decompress(bfinal_payload(message), True, MiB) == message
         # The next message gets a fresh inflater.
         assert server.decompress(raw_deflate(b"next " * 500), True, MiB) == b"next " * 500
+
+
+def test_context_takeover_survives_a_bfinal_block() -> None:
+    # A peer that ends a message with BFINAL may still refer to it in the next message (its window lives on).
+    _, server = pair()
+    first = text_corpus(5000)
+    assert server.decompress(bfinal_payload(first), True, MiB) == first
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=first)
+    second = (compressor.compress(first) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert len(second) < 100  # one back-reference into the previous message
+    assert server.decompress(second, True, MiB) == first
 
 
 def test_data_after_a_bfinal_block_is_1007() -> None:

@@ -169,9 +169,7 @@ class Deflate:
 
     # -- server side --
 
-    def server_accept(
-        self, offers: list[list[tuple[str, str | None]]]
-    ) -> tuple[str, PerMessageDeflate] | None:
+    def server_accept(self, offers: list[list[tuple[str, str | None]]]) -> tuple[str, PerMessageDeflate] | None:
         """Answer the client's permessage-deflate ``offers`` (in their order of preference).
 
         Every offer is validated first, so a malformed or duplicate parameter in any of them raises
@@ -261,9 +259,7 @@ def _parse(params: _Params, *, offer: bool) -> tuple[bool, bool, int | None, int
         elif name == "client_max_window_bits":
             if value is None:
                 if not offer:
-                    raise HandshakeError(
-                        "permessage-deflate: client_max_window_bits without a value in a response"
-                    )
+                    raise HandshakeError("permessage-deflate: client_max_window_bits without a value in a response")
                 cmwb = True
             elif value in _WINDOW_BITS:
                 cmwb = _WINDOW_BITS[value]
@@ -279,9 +275,7 @@ def _limit(budget: int) -> int:
     return budget + 1 if budget < _UNLIMITED else 0
 
 
-def _inflate_chunked(
-    decompressor: zlib._Decompress, payload: bytes | bytearray | memoryview, max_size: int
-) -> bytes:
+def _inflate_chunked(decompressor: zlib._Decompress, payload: bytes | bytearray | memoryview, max_size: int) -> bytes:
     """Inflate a large payload slice by slice, raising PayloadTooBig as soon as the budget is exceeded."""
     view = memoryview(payload).cast("B")
     pieces = []
@@ -416,13 +410,19 @@ class PerMessageDeflate:
             raise
         if decompressor.eof:
             # The peer ended its deflate stream with a block whose BFINAL bit is set, which RFC 7692 permits:
-            # only our trailer may follow, and the next message needs a new inflater (losing the window).
+            # only our trailer may follow, and the next message needs a new inflater. With context takeover
+            # the peer may still refer to this message: seed the new inflater's window with this call's
+            # output (a reference beyond it fails as corrupt data, never silently).
             extra = decompressor.unused_data
             if extra and (not fin or extra != _TRAILER):
                 self._decompressor = None
                 raise ProtocolError("invalid compressed data: data after the final deflate block", 1007)
             if fin:
-                self._decompressor = None
+                if self._remote_no_context_takeover or not data:
+                    self._decompressor = None
+                else:
+                    window = data[-(1 << -self._remote_wbits) :]
+                    self._decompressor = zlib.decompressobj(self._remote_wbits, zdict=window)
         elif fin and self._remote_no_context_takeover:
             # The peer resets per message: drop the inflater and its window until the next compressed one.
             self._decompressor = None
