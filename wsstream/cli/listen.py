@@ -14,11 +14,13 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from .. import serve
 from ..connection import WebSocket
 from ..core.http11 import Request, Response
 from ..exceptions import ConnectionClosed, ConnectionClosedError
+from ..streams import WebSocketTransport
 from .errors import describe
 from .options import Options
 from .pump import CHUNK, Progress, copy, read_line, splice, ws_stream
@@ -163,7 +165,7 @@ class _Listener:
         assert proc.stdin is not None and proc.stdout is not None
         proc_in, proc_out = proc.stdin, proc.stdout
         progress = self.progress
-        ws_writer: ByteWriter | None = None
+        ws_writer: asyncio.StreamWriter | None = None
 
         if self.opts.mode == "binary":
             ws_reader, ws_writer = ws_stream(ws, "binary")
@@ -204,19 +206,17 @@ class _Listener:
                 await asyncio.wait({inbound, exited}, return_when=asyncio.FIRST_COMPLETED)
                 if exited.done():
                     status = exited.result()
-                    if status == 0:
-                        if ws_writer is not None:
-                            await ws_writer.drain()
-                            ws_writer.write_eof()
-                            await ws.wait_closed()
-                        else:
-                            await ws.close(1000)
-                    else:
+                    code, reason = 1000, ""
+                    if status != 0:
                         logger.info("%s exited with status %s", argv[0], status)
-                        if ws_writer is not None:
-                            await ws_writer.drain()
-                        reason = f"{os.path.basename(argv[0])} exited with status {status}"
-                        await ws.close(1011, reason.encode()[:MAX_REASON].decode(errors="ignore"))
+                        code, reason = 1011, f"{os.path.basename(argv[0])} exited with status {status}"
+                        reason = reason.encode()[:MAX_REASON].decode(errors="ignore")
+                    if ws_writer is not None:
+                        # The transport sends Close after the data already written to it.
+                        cast(WebSocketTransport, ws_writer.transport).close(code, reason)
+                        await ws.wait_closed()
+                    else:
+                        await ws.close(code, reason)
             elif outbound.done():
                 outbound.result()  # sending failed: the connection is gone; raise why
         finally:

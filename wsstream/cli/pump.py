@@ -11,8 +11,10 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from ..connection import WebSocket
+from ..streams import open_stream
 from .stdio import ByteWriter
 
 __all__ = ["Activity", "Progress", "copy", "read_line", "splice", "ws_stream"]
@@ -23,17 +25,10 @@ CHUNK = 256 * 1024
 Counter = Callable[[int], None]
 
 
-def ws_stream(ws: WebSocket, mode: str) -> tuple[asyncio.StreamReader, ByteWriter]:
-    """The byte-stream view of ``ws`` (``wsstream.open_stream``): incoming messages as one byte stream,
-    writes sent as ``mode`` messages; ``write_eof()`` sends Close 1000."""
-    import importlib
-
-    try:
-        open_stream = importlib.import_module("wsstream.streams").open_stream
-    except (ImportError, AttributeError):
-        from ._fallback import open_stream  # until wsstream.streams lands
-    reader, writer = open_stream(ws, mode=mode)
-    return reader, writer
+def ws_stream(ws: WebSocket, mode: Literal["text", "binary"]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The byte-stream view of ``ws`` (:func:`wsstream.streams.open_stream`): incoming messages as one byte
+    stream, writes sent as ``mode`` messages; ``write_eof()`` sends Close 1000 after the data written."""
+    return open_stream(ws, mode=mode, limit=CHUNK)
 
 
 async def copy(reader: asyncio.StreamReader, writer: ByteWriter, count: Counter | None = None) -> int:
