@@ -13,6 +13,7 @@ import logging
 import sys
 
 from .. import connect
+from ..connection import WebSocket
 from ..exceptions import ConnectionClosed
 from .errors import describe
 from .options import Options
@@ -21,6 +22,9 @@ from .pump import Progress, splice, ws_stream
 __all__ = ["run_tcp_listen"]
 
 logger = logging.getLogger("wsstream.cli")
+
+#: Seconds open tunnels get to finish their closing handshakes after a signal.
+SHUTDOWN_TIMEOUT = 5.0
 
 
 async def run_tcp_listen(opts: Options, stop: asyncio.Event, target: str | None) -> None:
@@ -32,6 +36,13 @@ async def run_tcp_listen(opts: Options, stop: asyncio.Event, target: str | None)
     done = asyncio.Event()
     outcome: list[BaseException] = []
     served = 0
+    tunnels: dict[asyncio.Task[None], list[WebSocket]] = {}
+
+    def accept(tcp_reader: asyncio.StreamReader, tcp_writer: asyncio.StreamWriter) -> None:
+        # Our own task rather than asyncio's: at shutdown we close and reap these ourselves.
+        task = asyncio.ensure_future(on_connection(tcp_reader, tcp_writer))
+        tunnels[task] = []
+        task.add_done_callback(tunnels.pop)
 
     async def on_connection(tcp_reader: asyncio.StreamReader, tcp_writer: asyncio.StreamWriter) -> None:
         nonlocal served
@@ -49,6 +60,9 @@ async def run_tcp_listen(opts: Options, stop: asyncio.Event, target: str | None)
             done.set()
             return
         logger.info("%s: tunnel open to %s", peer, url)
+        current = asyncio.current_task()
+        if current in tunnels:
+            tunnels[current].append(ws)
         ws_reader, ws_writer = ws_stream(ws, opts.mode)
         try:
             await splice(tcp_reader, tcp_writer, ws_reader, ws_writer, progress)
@@ -64,7 +78,7 @@ async def run_tcp_listen(opts: Options, stop: asyncio.Event, target: str | None)
             logger.info("%s: tunnel closed", peer)
             done.set()
 
-    server = await asyncio.start_server(on_connection, host, port)
+    server = await asyncio.start_server(accept, host, port)
     bound = server.sockets[0].getsockname()
     shown = f"[{host}]" if ":" in host else host
     if opts.verbosity >= 0:
@@ -80,7 +94,14 @@ async def run_tcp_listen(opts: Options, stop: asyncio.Event, target: str | None)
         for waiter in waits:
             waiter.cancel()
         server.close()
-        # Connections still open at a signal are dropped with the process; wait_closed() would wait for them.
+        # A signal: close the open tunnels' WebSockets with 1001 and let their pumps finish (bounded).
+        closers = [asyncio.ensure_future(ws.close(1001)) for sockets in tunnels.values() for ws in sockets]
+        if tunnels:
+            _, stuck = await asyncio.wait(list(tunnels), timeout=SHUTDOWN_TIMEOUT)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        await asyncio.gather(*closers, return_exceptions=True)
         if progress is not None:
             progress.stop()
     if opts.oneshot and outcome:
