@@ -97,3 +97,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def exchange(*args: str, lines: list[bytes]) -> tuple[int, list[bytes], bytes]:
+    """Run a text-mode client: send each line and read one line back before the next, then close stdin.
+
+    Waiting for each reply before stdin EOF keeps the Close from racing the replies (no --linger guesswork).
+    Returns (exit status, the lines read, stderr).
+    """
+    async with cli(*args) as proc:
+        assert proc.stdin is not None
+        replies = []
+        for line in lines:
+            proc.stdin.write(line + b"\n")
+            await proc.stdin.drain()
+            replies.append(await read_line(proc))
+        proc.stdin.close()
+        status, err = await finish(proc)
+    return status, replies, err
