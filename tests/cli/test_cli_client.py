@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,56 @@ async def test_usage_errors_exit_2(args: list[str]) -> None:
     assert status == 2
     assert out == b""
     assert err.startswith(b"wsstream: ") or b"usage:" in err
+
+
+async def test_stdin_from_a_tty(echo_uri: str) -> None:
+    """A terminal is read by a thread (a tty must not be made non-blocking); Ctrl-D is EOF."""
+    master, slave = os.openpty()
+    try:
+        async with cli("--no-proxy", echo_uri, stdin=slave) as proc:
+            os.write(master, "typed ✓\n".encode())
+            assert await read_line(proc) == "typed ✓\n".encode()
+            os.write(master, b"\x04")  # VEOF on an empty line: read() returns 0
+            status, err = await finish(proc)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert (status, err) == (0, b"")
+
+
+async def test_stdin_from_dev_null_closes_at_once() -> None:
+    codes: list[int | None] = []
+
+    async def wait_for_close(ws: wsstream.WebSocket) -> None:
+        async for _ in ws:
+            pass
+        codes.append(ws.close_code)
+
+    async with wsstream.serve(wait_for_close, "127.0.0.1", 0) as server:
+        with open(os.devnull, "rb") as devnull:
+            async with cli("--no-proxy", f"ws://127.0.0.1:{server.port}/", stdin=devnull.fileno()) as proc:
+                status, err = await finish(proc)
+        for _ in range(100):
+            if codes:
+                break
+            await asyncio.sleep(0.05)
+    assert (status, err) == (0, b"")
+    assert codes == [1000]
+
+
+async def test_sigint_while_connecting_exits_130() -> None:
+    accepted = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept TCP but never answer the upgrade request
+        accepted.set()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with server, cli("--no-proxy", f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/") as proc:
+        await asyncio.wait_for(accepted.wait(), TIMEOUT)  # the client is inside connect() now
+        proc.send_signal(signal.SIGINT)
+        status, err = await finish(proc)
+        for writer in held:
+            writer.close()
+    assert (status, err) == (130, b"")

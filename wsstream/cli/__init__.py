@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 
-from .errors import describe
+from .errors import Interrupted, describe
 from .options import Options, UsageError, parse_args
 
 __all__ = ["main"]
@@ -24,6 +24,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _target(opts: Options) -> str | None:
@@ -55,9 +56,17 @@ def _setup_logging(verbosity: int) -> None:
 async def _run(opts: Options) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal() -> None:
+        # The first signal asks for a graceful close; a second SIGINT interrupts at once (KeyboardInterrupt).
+        stop.set()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+    for signum in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on the main thread / Windows
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal)
     if opts.command == "client":
         from .client import run_client
 
@@ -84,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(opts.verbosity)
     try:
         asyncio.run(_run(opts))
-    except KeyboardInterrupt:
-        return 130
+    except (KeyboardInterrupt, Interrupted):
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if opts.verbosity >= 2:
             logging.getLogger("wsstream.cli").exception("failed")

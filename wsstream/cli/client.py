@@ -14,6 +14,7 @@ from .. import connect
 from ..connection import WebSocket
 from ..core.protocol import State
 from ..exceptions import ConnectionClosed
+from .errors import Interrupted
 from .options import Options
 from .pump import Activity, Progress, read_line, splice, ws_stream
 from .stdio import Stdio, open_stdio
@@ -26,14 +27,21 @@ logger = logging.getLogger("wsstream.cli")
 async def run_client(opts: Options, stop: asyncio.Event) -> None:
     """Connect to ``opts.url`` and pump stdin/stdout until the connection closes; raises on an abnormal close."""
     assert opts.url is not None
-    ws = await connect(opts.url, **opts.connect_kwargs(opts.url))
+    connecting = asyncio.ensure_future(connect(opts.url, **opts.connect_kwargs(opts.url)))
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
+        raise Interrupted
+    ws = connecting.result()
     logger.info("connected to %s%s", opts.url, _describe(ws))
     stdio = await open_stdio()
     progress = Progress() if opts.progress else None
     if progress is not None:
         progress.start()
     task = asyncio.ensure_future((_binary if opts.mode == "binary" else _text)(ws, stdio, opts, progress))
-    stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():

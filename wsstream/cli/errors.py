@@ -8,7 +8,11 @@ import ssl
 
 from ..exceptions import ConnectionClosed, InvalidStatus, InvalidURI, ProxyError, WebSocketError
 
-__all__ = ["describe"]
+__all__ = ["Interrupted", "describe"]
+
+
+class Interrupted(Exception):
+    """A signal arrived before there was a connection to close gracefully (exit status 130)."""
 
 #: Wording for close codes that arrive without a reason (RFC 6455 7.4.1).
 CLOSE_CODE_NAMES = {
