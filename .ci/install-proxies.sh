@@ -2,12 +2,13 @@
 # Install the real proxy servers the connector tests run against (tests/connectors/).
 # Idempotent: a package already present is left alone. Run as root.
 #   usage: .ci/install-proxies.sh [VENV]     (VENV defaults to .venv)
-# Debian: tinyproxy (HTTP CONNECT), squid (HTTP/HTTPS CONNECT), dante-server (SOCKS4/5), microsocks (SOCKS5).
+# Debian: tinyproxy (HTTP CONNECT), squid (HTTP/HTTPS CONNECT), dante-server (SOCKS4/5), microsocks (SOCKS5),
+# openssl (hashes the squid test password).
 # PyPI (into VENV): tiny-proxy (the only server here speaking SOCKS4a), anyio (its listener), pproxy.
 set -euo pipefail
 
 venv="${1:-.venv}"
-debs=(tinyproxy squid dante-server microsocks)
+debs=(tinyproxy squid dante-server microsocks openssl)
 
 missing=()
 for pkg in "${debs[@]}"; do

@@ -120,7 +120,11 @@ async def test_client_certificate_directly_and_through_a_proxy(
 
 
 async def test_tls_handshake_timeout_names_the_step() -> None:
-    silent = await asyncio.start_server(lambda r, w: r.read(), "127.0.0.1", 0)
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # keeps the writer alive: since 3.13 a collected StreamWriter closes its socket
+        writer.close()
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
     try:
         with pytest.raises(TimeoutError) as info:

@@ -13,6 +13,7 @@ import asyncio
 import socket
 from urllib.parse import unquote, urlsplit
 
+import python_socks
 from python_socks import ProxyType
 from python_socks._abc import AsyncResolver, AsyncSocketStream
 from python_socks._connectors.factory_async import create_connector
@@ -32,6 +33,14 @@ _SCHEMES = {
     "socks5h": (5, True),
 }
 DEFAULT_PORT = 1080
+# python-socks 3 reads replies with read_exactly(); 2.x read a reply with one read(), which could swallow the
+# first tunnelled bytes. Its stream and connector modules are private: versions from 3.0 to 3.2 are tested.
+_MIN_PYTHON_SOCKS = (3, 0)
+
+
+def _python_socks_version() -> tuple[int, ...]:
+    version = getattr(python_socks, "__version__", "0")
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
 
 
 class SOCKSProxyConnector(TunnelConnector):
@@ -51,6 +60,8 @@ class SOCKSProxyConnector(TunnelConnector):
             raise ValueError(f"not a SOCKS proxy URL (socks4, socks4a, socks5, socks5h): {redact(url)}")
         if not parts.hostname:
             raise ValueError(f"proxy URL without a host: {redact(url)}")
+        if _python_socks_version() < _MIN_PYTHON_SOCKS:
+            raise RuntimeError(f"SOCKS proxies need python-socks>=3.0 (found {python_socks.__version__})")
         self.version, self.remote_dns = _SCHEMES[scheme]
         self.host = parts.hostname
         self.port = parts.port or DEFAULT_PORT
