@@ -215,7 +215,7 @@ class connect:
         except BaseException:
             ws.abort()
             raise
-        ws._open(accepted)
+        ws._open(accepted, compression_limit=self.deflate.concurrency_limit if self.deflate else 10)
         return ws
 
     @staticmethod

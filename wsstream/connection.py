@@ -19,6 +19,7 @@ import asyncio
 import collections
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Union
 
@@ -40,6 +41,25 @@ DataLike = Union[str, bytes, bytearray, memoryview]
 
 #: Largest response body kept from a refused handshake (InvalidStatus.response.body).
 MAX_REFUSAL_BODY = 64 * 1024
+#: Messages at least this large are compressed in a worker thread: inline, zlib would hold the event loop for
+#: about 2 ms per 64 KiB at the default level, while the thread hand-off costs 5-20 % of that
+#: (bench/bench_deflate.py, docs/compression.md).
+COMPRESS_IN_THREAD = 64 * 1024
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def compression_limiter(loop: asyncio.AbstractEventLoop, limit: int) -> asyncio.Semaphore:
+    """The semaphore bounding thread-offloaded compressions on ``loop`` (one per distinct limit)."""
+    per_loop = _limiters.get(loop)
+    if per_loop is None:
+        per_loop = _limiters[loop] = {}
+    semaphore = per_loop.get(limit)
+    if semaphore is None:
+        semaphore = per_loop[limit] = asyncio.Semaphore(limit)
+    return semaphore
 
 
 class WebSocket(asyncio.Protocol):
@@ -50,6 +70,7 @@ class WebSocket(asyncio.Protocol):
 
     __slots__ = (
         "_close_timer",
+        "_compression_limit",
         "_closed_waiter",
         "_conn",
         "_drain_waiters",
@@ -141,6 +162,7 @@ class WebSocket(asyncio.Protocol):
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
+        self._compression_limit = 10
 
     # ------------------------------------------------------------------ asyncio.Protocol callbacks
 
@@ -288,8 +310,12 @@ class WebSocket(asyncio.Protocol):
             transport.write(response.serialize())
             transport.close()
 
-    def _open(self, accepted: Accepted, response: Response | None = None) -> None:
-        """The handshake succeeded: start the WebSocket connection (server: after writing the 101 response)."""
+    def _open(self, accepted: Accepted, response: Response | None = None, compression_limit: int = 10) -> None:
+        """The handshake succeeded: start the WebSocket connection (server: after writing the 101 response).
+
+        ``compression_limit`` is ``Deflate.concurrency_limit``: compressions this loop runs in threads at once.
+        """
+        self._compression_limit = compression_limit
         transport = self._transport
         assert transport is not None
         self.subprotocol = accepted.subprotocol
@@ -452,61 +478,107 @@ class WebSocket(asyncio.Protocol):
         conn = self._conn
         if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
             raise self._send_closed_exception()
-        if self._send_lock is not None and self._send_lock.locked():
-            async with self._send_lock:
-                await self.send(message, binary=binary, compress=compress)
-            return
-        kind = type(message)
-        if kind is str:
-            frame = conn.send_data(OP_BINARY if binary else OP_TEXT, message.encode(), compress is not False)  # type: ignore[union-attr]
-        elif kind is bytes or kind is bytearray or kind is memoryview:
+        lock = self._send_lock
+        if lock is None or not lock.locked():
+            # Fast path: a whole message written at once, nothing to wait for but the drain.
+            kind = type(message)
+            if kind is str:
+                opcode = OP_BINARY if binary else OP_TEXT
+                data: bytes | bytearray | memoryview = message.encode()  # type: ignore[union-attr]
+            elif kind is bytes or kind is bytearray or kind is memoryview:
+                opcode = OP_TEXT if binary is False else OP_BINARY
+                data = message  # type: ignore[assignment]
+            else:
+                opcode = -1
+            if opcode != -1:
+                deflate = conn.deflate
+                if deflate is None or compress is False or (compress is None and len(data) < deflate.threshold):
+                    frame = conn.send_data(opcode, data, False)
+                elif len(data) < COMPRESS_IN_THREAD:
+                    frame = conn.send_compressed(opcode, deflate.compress(data))
+                else:
+                    frame = b""
+                if frame:
+                    self._transport.write(frame)  # type: ignore[union-attr]
+                    if self._write_paused:
+                        await self._drain()
+                    return
+        # Slow paths hold the send lock so that no other message gets between their frames.
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            await self._send_locked(message, binary, compress)
+
+    async def _send_locked(
+        self,
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        binary: bool | None,
+        compress: bool | None,
+    ) -> None:
+        """The whole of :meth:`send` for a caller holding the send lock."""
+        conn = self._conn
+        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+            raise self._send_closed_exception()
+        if isinstance(message, str):
+            opcode = OP_BINARY if binary else OP_TEXT
+            data: bytes | bytearray | memoryview = message.encode()
+        elif isinstance(message, (bytes, bytearray, memoryview)):
             opcode = OP_TEXT if binary is False else OP_BINARY
-            frame = conn.send_data(opcode, message, compress is not False)  # type: ignore[arg-type]
+            data = message
         elif isinstance(message, (Iterable, AsyncIterable)):
             await self._send_fragments(message, binary)  # type: ignore[arg-type]
             return
         else:
-            raise TypeError(f"cannot send {kind.__name__}: expected str, bytes-like or an iterable of them")
-        self._transport.write(frame)  # type: ignore[union-attr]
-        if self._write_paused:
-            await self._drain()
+            raise TypeError(f"cannot send {type(message).__name__}: expected str, bytes-like or an iterable of them")
+        deflate = conn.deflate
+        if deflate is None or compress is False or (compress is None and len(data) < deflate.threshold):
+            frame = conn.send_data(opcode, data, False)
+        elif len(data) < COMPRESS_IN_THREAD:
+            frame = conn.send_compressed(opcode, deflate.compress(data))
+        else:
+            # In a worker thread so the event loop keeps running; the limiter bounds how many compressions
+            # run at once on this loop (Deflate.concurrency_limit). The codec is not thread-safe: the send
+            # lock also guarantees one compression at a time per connection, in message order.
+            data = bytes(data)  # the caller may reuse its buffer while we wait
+            async with compression_limiter(self._loop, self._compression_limit):
+                payload = await self._loop.run_in_executor(None, deflate.compress, data)
+            if conn.close_sent is not None or conn.state != State.OPEN:
+                raise self._send_closed_exception()
+            frame = conn.send_compressed(opcode, payload)
+        await self._write_frame(frame)
 
     async def _send_fragments(self, chunks: Iterable[DataLike] | AsyncIterable[DataLike], binary: bool | None) -> None:
-        if self._send_lock is None:
-            self._send_lock = asyncio.Lock()
-        async with self._send_lock:
-            opcode = -1
-            previous: bytes | None = None
-            conn = self._conn
-            assert conn is not None
+        """One fragmented message, a frame per chunk (the send lock is held). Fragments are not compressed."""
+        opcode = -1
+        previous: bytes | None = None
+        conn = self._conn
+        assert conn is not None
 
-            async def emit(chunk: DataLike) -> None:
-                nonlocal opcode, previous
-                is_text = isinstance(chunk, str)
-                data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
-                if opcode == -1:
-                    opcode = OP_TEXT if (is_text if binary is None else not binary) else OP_BINARY
-                    first = opcode
-                else:
-                    first = OP_CONT
-                if previous is not None:
-                    await self._write_frame(previous)
-                if conn.close_sent is not None or conn.state != State.OPEN:
-                    raise self._send_closed_exception()
-                previous = conn.send_data(first, data, False, fin=False)
-
-            if isinstance(chunks, AsyncIterable):
-                async for chunk in chunks:
-                    await emit(chunk)
-            else:
-                for chunk in chunks:
-                    await emit(chunk)
+        async def emit(chunk: DataLike) -> None:
+            nonlocal opcode, previous
+            is_text = isinstance(chunk, str)
+            data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
             if opcode == -1:
-                return  # nothing to send: an empty iterable is no message at all
-            assert previous is not None
-            # Re-send the last frame with FIN set: rebuild it rather than patch bytes (masking differs).
-            last = previous
-            await self._write_frame(_with_fin(last, conn.is_client))
+                opcode = OP_TEXT if (is_text if binary is None else not binary) else OP_BINARY
+                first = opcode
+            else:
+                first = OP_CONT
+            if previous is not None:
+                await self._write_frame(previous)
+            if conn.close_sent is not None or conn.state != State.OPEN:
+                raise self._send_closed_exception()
+            previous = conn.send_data(first, data, False, fin=False)
+
+        if isinstance(chunks, AsyncIterable):
+            async for chunk in chunks:
+                await emit(chunk)
+        else:
+            for chunk in chunks:
+                await emit(chunk)
+        if previous is None:
+            return  # nothing to send: an empty iterable is no message at all
+        # The last frame is held back so that it can go out with FIN set.
+        await self._write_frame(_with_fin(previous))
 
     async def _write_frame(self, frame: bytes) -> None:
         self._transport.write(frame)  # type: ignore[union-attr]
@@ -726,6 +798,6 @@ class WebSocket(asyncio.Protocol):
         return f"<WebSocket {side} {self.state.name} {self.remote_address}>"
 
 
-def _with_fin(frame: bytes, masked: bool) -> bytes:
+def _with_fin(frame: bytes) -> bytes:
     """The same frame with FIN set (the mask, if any, stays valid: it covers the payload, not the header)."""
     return bytes((frame[0] | 0x80,)) + frame[1:]

@@ -187,7 +187,8 @@ class Server:
             return None
         headers = [("Server", self.server_header)] if self.server_header else None
         response = handshake.build_response(key, subprotocol, extension, headers)
-        ws._open(handshake.Accepted(subprotocol, [extension] if extension else [], codec), response)
+        limit = self.deflate.concurrency_limit if self.deflate is not None else 10
+        ws._open(handshake.Accepted(subprotocol, [extension] if extension else [], codec), response, limit)
         return handler
 
     async def close(self, code: int = 1001, reason: str = "") -> None:
