@@ -9,10 +9,10 @@ import zlib
 import pytest
 
 import wsstream
+from tests.support import echo
 from wsstream import ConnectionClosedError
 from wsstream.core import handshake
 from wsstream.core.http11 import HeadParser
-from tests.support import echo
 
 
 async def rsv1_bits_of(messages: list[tuple[object, bool | None]]) -> list[bool]:

@@ -70,8 +70,8 @@ class WebSocket(asyncio.Protocol):
 
     __slots__ = (
         "_close_timer",
-        "_compression_limit",
         "_closed_waiter",
+        "_compression_limit",
         "_conn",
         "_drain_waiters",
         "_handshake_waiter",
