@@ -243,9 +243,13 @@ async def test_eof_right_after_the_reply_reaches_the_protocol() -> None:
 
 
 async def test_credentials_and_extra_headers_are_sent_up_front() -> None:
+    after_refusal: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
     async def script(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nno thanks")
         await writer.drain()
+        # Whatever the client sends until it closes: a TLS ClientHello here would be a defect.
+        after_refusal.set_result(await asyncio.wait_for(reader.read(), 5))
 
     async with ScriptedProxy(script) as proxy:
         url = proxy.url.replace("http://", "http://us%40er:p%3Ass@")
@@ -267,6 +271,7 @@ async def test_credentials_and_extra_headers_are_sent_up_front() -> None:
     assert info.value.status == 403 and info.value.body == b"no thanks"
     assert str(info.value).endswith("CONNECT [::1]:443 refused: 403 Forbidden: no thanks")
     assert "p:ss" not in str(info.value) and "p%3Ass" not in str(info.value)
+    assert await asyncio.wait_for(after_refusal, 5) == b""  # the client closed without a TLS handshake
 
 
 async def test_407_without_body_and_proxy_hanging_up() -> None:

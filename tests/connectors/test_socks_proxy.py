@@ -127,6 +127,43 @@ async def test_socks_timeout_names_the_step() -> None:
     )
 
 
+async def test_bytes_after_the_socks5_reply_are_kept() -> None:
+    async def scripted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        greeting = await reader.readexactly(3)  # version 5, one method: no authentication
+        assert greeting == b"\x05\x01\x00"
+        writer.write(b"\x05\x00")
+        request = await reader.readexactly(4)
+        assert request == b"\x05\x01\x00\x03"  # CONNECT to a domain name (socks5h)
+        await reader.readexactly((await reader.readexactly(1))[0] + 2)
+        # The reply (bound to 127.0.0.1:0) and the origin's first bytes in one segment.
+        writer.write(b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00" + b"hello from the origin")
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(scripted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    received = bytearray()
+    done = asyncio.get_running_loop().create_future()
+
+    class Reader(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.extend(data)
+            if received.endswith(b"origin") and not done.done():
+                done.set_result(None)
+
+    try:
+        transport, _ = await SOCKSProxyConnector(f"socks5h://127.0.0.1:{port}").connect(
+            Reader, "origin.example", 80, ssl=None, server_hostname=None, timeout=5
+        )
+        await asyncio.wait_for(done, 5)
+        transport.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert bytes(received) == b"hello from the origin"
+
+
 def test_url_validation() -> None:
     with pytest.raises(ValueError, match="not a SOCKS proxy URL"):
         SOCKSProxyConnector("http://127.0.0.1:1080")
