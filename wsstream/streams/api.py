@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from ..client import connect
 from ..connection import WebSocket
 from ..server import WebSocketServer, serve
-from .transport import DEFAULT_MAX_MESSAGE_SIZE, Mode, WebSocketTransport
+from .transport import DEFAULT_MAX_MESSAGE_SIZE, Mode, WebSocketTransport, check_options
 
 __all__ = ["create_connection", "open_connection", "open_stream", "start_server"]
 
@@ -65,6 +65,7 @@ async def open_connection(
     **connect_options: Any,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to ``uri`` (every :func:`wsstream.connect` option applies) and return ``(reader, writer)``."""
+    check_options(mode, max_message_size)
     ws = await connect(uri, **connect_options)
     try:
         return open_stream(
@@ -90,6 +91,7 @@ async def create_connection(
 
     ``connection_made`` has been called when this returns.
     """
+    check_options(mode, max_message_size)
     ws = await connect(uri, **connect_options)
     try:
         protocol = protocol_factory()
@@ -121,6 +123,7 @@ async def start_server(
     Every :func:`wsstream.serve` option applies. A connection stays open after the callback returns, until the
     writer is closed or the peer closes; a callback that raises is logged and its connection closed with 1011.
     """
+    check_options(mode, max_message_size)
 
     async def handler(ws: WebSocket) -> None:
         reader, writer = open_stream(

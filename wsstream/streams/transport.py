@@ -44,6 +44,14 @@ Mode = Literal["binary", "text"]
 DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024
 
 
+def check_options(mode: str, max_message_size: int) -> None:
+    """ValueError unless ``mode`` is "binary" or "text" and a message can hold one UTF-8 character."""
+    if mode not in ("binary", "text"):
+        raise ValueError(f"mode must be 'binary' or 'text', not {mode!r}")
+    if max_message_size < 4:
+        raise ValueError("max_message_size must be at least 4 bytes (one UTF-8 character)")
+
+
 class WebSocketTransport(asyncio.Transport):
     """An ``asyncio.Transport`` that carries a byte stream as WebSocket messages.
 
@@ -86,10 +94,7 @@ class WebSocketTransport(asyncio.Transport):
         close_code: int = 1000,
         close_reason: str = "",
     ) -> None:
-        if mode not in ("binary", "text"):
-            raise ValueError(f"mode must be 'binary' or 'text', not {mode!r}")
-        if max_message_size < 4:
-            raise ValueError("max_message_size must be at least 4 bytes (one UTF-8 character)")
+        check_options(mode, max_message_size)
         super().__init__()
         self._loop = asyncio.get_running_loop()
         self._ws = ws
@@ -131,6 +136,8 @@ class WebSocketTransport(asyncio.Transport):
     def _on_closed(self, exc: ConnectionClosed) -> None:
         """The WebSocket will deliver no more messages: the peer's Close arrived or the connection ended."""
         self._peer_closed = exc
+        # No message can follow; keep the socket read so the end of the TCP connection is seen.
+        self._ws.resume_reading()
         if self._closing or self._lost:
             self._watch_lost()
             return
