@@ -10,6 +10,7 @@ import pytest
 import wsstream
 from tests.support import echo
 from wsstream import InvalidStatus, Request, Response
+from wsstream.core.http11 import HeadParser
 
 
 async def raw_exchange(port: int, data: bytes, read_timeout: float = 5) -> bytes:
@@ -188,3 +189,50 @@ async def test_serve_forever_is_cancellable() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not server.sockets or all(s.fileno() == -1 for s in server.sockets)
+
+
+async def test_handle_takes_over_connections_accepted_elsewhere() -> None:
+    ws_server = wsstream.Server(echo)
+
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Sniff the request line ourselves, as an HTTP router would, then hand the connection over.
+        if (await reader.readline()).startswith(b"GET /ws"):
+            head = b"GET /ws HTTP/1.1\r\n" + await reader.readuntil(b"\r\n\r\n")
+            parser = HeadParser()
+            assert parser.feed(head)
+            await ws_server.handle(reader, writer, request=parser.request())
+        else:
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            writer.close()
+
+    async def untouched(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await ws_server.handle(reader, writer)
+
+    for callback in (plain, untouched):
+        server = await asyncio.start_server(callback, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with wsstream.connect(f"ws://127.0.0.1:{port}/ws", proxy=None) as ws:
+            await ws.send("taken over")
+            assert await ws.recv() == "taken over"
+        server.close()
+        await server.wait_closed()
+
+
+async def test_broadcast_reaches_every_open_client_once() -> None:
+    async def hold(ws: wsstream.WebSocket) -> None:
+        await ws.wait_closed()
+
+    async with wsstream.serve(hold, "127.0.0.1", 0) as server:
+        uri = f"ws://127.0.0.1:{server.port}/"
+        clients = [await wsstream.connect(uri, proxy=None) for _ in range(5)]
+        await clients[4].close()
+        await asyncio.sleep(0.05)
+        assert wsstream.broadcast(server.clients, "news") == 4
+        assert wsstream.broadcast(server.clients, b"\x00bin") == 4
+        for ws in clients[:4]:
+            assert await asyncio.wait_for(ws.recv(), 5) == "news"
+            assert await asyncio.wait_for(ws.recv(), 5) == b"\x00bin"
+        # client-side connections are masked one by one and still arrive intact
+        assert wsstream.broadcast(clients, "up") == 4
+        for ws in clients[:4]:
+            await ws.close()

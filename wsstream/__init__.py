@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .broadcast import broadcast
 from .client import connect
 from .connection import WebSocket
 from .connectors import (
@@ -67,6 +68,7 @@ __all__ = [
     "WebSocketError",
     "WebSocketServer",
     "__version__",
+    "broadcast",
     "connect",
     "proxy_from_environment",
     "serve",

@@ -148,7 +148,7 @@ class WebSocket(asyncio.Protocol):
         self._pending = b""  # bytes received after the HTTP head, before the connection is open
         self._refusal_body_left = 0
         self._handshake_waiter: asyncio.Future[None] | None = None
-        self._server_hook: Callable[[WebSocket, Request], None] | None = None
+        self._server_hook: Callable[[WebSocket, Request], object] | None = None
         self._sink: Callable[[Data], None] | None = None
         self._sink_closed: Callable[[ConnectionClosed], None] | None = None
         self._messages: collections.deque[Data] = collections.deque()

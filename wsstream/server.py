@@ -102,10 +102,43 @@ class Server:
             ws._closed_waiter.add_done_callback(lambda _: timer.cancel())
         return ws
 
-    def _request_received(self, ws: WebSocket, request: Request) -> None:
+    def _request_received(self, ws: WebSocket, request: Request) -> asyncio.Task[None]:
         task = ws._loop.create_task(self._run(ws, request))
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
+        return task
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, request: Request | None = None
+    ) -> None:
+        """Take over a connection accepted elsewhere (ws's ``handleUpgrade``) and run it to the end.
+
+        ``reader``/``writer`` come from ``asyncio.start_server`` or ``open_connection``. When the caller has
+        already read the request head, pass it as ``request``; bytes still buffered in ``reader`` are kept.
+        Returns when the handler has returned and the connection is closed.
+        """
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        buffered = bytes(reader._buffer)  # type: ignore[attr-defined]  # read ahead by the StreamReader
+        reader._buffer.clear()  # type: ignore[attr-defined]
+        ws = self.make_protocol()
+        started: list[asyncio.Task[None]] = []
+        if request is None:
+            ws._server_hook = lambda ws, request: started.append(self._request_received(ws, request))
+        transport.set_protocol(ws)
+        ws.connection_made(transport)
+        if request is None:
+            if buffered:
+                ws.data_received(buffered)
+            await ws.wait_closed()
+            if started:
+                await started[0]
+            return
+        ws._head = None
+        ws.request = request
+        ws._pending = buffered
+        transport.pause_reading()
+        await self._request_received(ws, request)
 
     def _route(self, path: str) -> Handler | None:
         if not isinstance(self.handler, Mapping):
