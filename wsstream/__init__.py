@@ -38,6 +38,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .server import Server, WebSocketServer, serve
+from .streams import WebSocketTransport, create_connection, open_connection, open_stream, start_server
 
 __all__ = [
     "SPEEDUPS",
@@ -67,9 +68,14 @@ __all__ = [
     "WebSocket",
     "WebSocketError",
     "WebSocketServer",
+    "WebSocketTransport",
     "__version__",
     "broadcast",
     "connect",
+    "create_connection",
+    "open_connection",
+    "open_stream",
     "proxy_from_environment",
     "serve",
+    "start_server",
 ]
