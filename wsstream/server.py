@@ -264,6 +264,12 @@ class WebSocketServer:
                 return int(name[1])
         return None
 
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, request: Request | None = None
+    ) -> None:
+        """Take over a connection accepted elsewhere; see :meth:`Server.handle`."""
+        await self.server.handle(reader, writer, request=request)
+
     def close(self, code: int = 1001, reason: str = "") -> None:
         """Stop listening and close every client with ``code``; :meth:`wait_closed` waits for the end."""
         if self._close_task is None:
