@@ -2,7 +2,8 @@
 
 Any ``asyncio.Protocol`` (``asyncio.StreamReaderProtocol`` included) runs over it unchanged. Writes become
 data messages written straight through the connection's core, with no task or Future per write; received text
-and binary messages reach ``data_received`` as bytes, boundaries dropped.
+and binary messages reach ``data_received`` as bytes, boundaries dropped (or ``get_buffer``/``buffer_updated``
+for an ``asyncio.BufferedProtocol``).
 
 Callback order is asyncio's: ``connection_made``, ``data_received``*, at most one ``eof_received``, exactly
 one ``connection_lost``; ``pause_writing``/``resume_writing`` alternate and stop at ``connection_lost``; no
@@ -63,6 +64,7 @@ class WebSocketTransport(asyncio.Transport):
 
     __slots__ = (
         "_backlog",
+        "_buffered",
         "_closed",
         "_closing",
         "_eof_delivered",
@@ -84,6 +86,9 @@ class WebSocketTransport(asyncio.Transport):
         "close_reason",
     )
 
+    # loop.start_tls() accepts transports that mark themselves so: TLS can run inside the WebSocket stream.
+    _start_tls_compatible = True
+
     def __init__(
         self,
         ws: WebSocket,
@@ -99,6 +104,7 @@ class WebSocketTransport(asyncio.Transport):
         self._loop = asyncio.get_running_loop()
         self._ws = ws
         self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._text = mode == "text"
         self._opcode = OP_TEXT if self._text else OP_BINARY
         self._max_message_size = max_message_size
@@ -131,7 +137,36 @@ class WebSocketTransport(asyncio.Transport):
             # The rest of one socket read can complete more messages after pause_reading(); keep them.
             self._backlog.append(data)  # type: ignore[arg-type]
             return
-        self._protocol.data_received(data)  # type: ignore[attr-defined]
+        if self._buffered:
+            self._feed_buffered(data, True)  # type: ignore[arg-type]
+        else:
+            self._protocol.data_received(data)  # type: ignore[attr-defined]
+
+    def _feed_buffered(self, data: bytes, respect_pause: bool) -> None:
+        """Copy ``data`` into an ``asyncio.BufferedProtocol`` (asyncio's SSLProtocol is one), as asyncio does.
+
+        If the protocol pauses reading part-way, the rest goes back to the front of the backlog.
+        """
+        protocol: asyncio.BufferedProtocol = self._protocol  # type: ignore[assignment]
+        view = memoryview(data)
+        pos, end = 0, len(view)
+        while pos < end:
+            if respect_pause and (self._reading_paused or self._closing or self._lost):
+                self._backlog.appendleft(bytes(view[pos:]))
+                return
+            buffer = memoryview(protocol.get_buffer(end - pos)).cast("B")
+            size = min(len(buffer), end - pos)
+            if not size:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            buffer[:size] = view[pos : pos + size]
+            pos += size
+            protocol.buffer_updated(size)
+
+    def _feed(self, data: bytes, respect_pause: bool = True) -> None:
+        if self._buffered:
+            self._feed_buffered(data, respect_pause)
+        else:
+            self._protocol.data_received(data)  # type: ignore[attr-defined]
 
     def _on_closed(self, exc: ConnectionClosed) -> None:
         """The WebSocket will deliver no more messages: the peer's Close arrived or the connection ended."""
@@ -148,7 +183,7 @@ class WebSocketTransport(asyncio.Transport):
         # Abnormal: what was already received goes first, then the error, now rather than after the TCP close.
         backlog, self._backlog = self._backlog, collections.deque()
         for data in backlog:
-            self._protocol.data_received(data)  # type: ignore[attr-defined]
+            self._feed(data, False)
             if self._lost or self._closing:
                 break
         if not isinstance(exc, ConnectionClosedError):
@@ -159,7 +194,7 @@ class WebSocketTransport(asyncio.Transport):
         """Hand queued data (then a pending EOF) to the protocol while reading is not paused."""
         backlog = self._backlog
         while backlog and not self._reading_paused and not self._closing and not self._lost:
-            self._protocol.data_received(backlog.popleft())  # type: ignore[attr-defined]
+            self._feed(backlog.popleft())
         if backlog or self._reading_paused or self._closing or self._lost:
             return
         if self._eof_pending:
@@ -414,6 +449,7 @@ class WebSocketTransport(asyncio.Transport):
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         """Switch the protocol callbacks go to (asyncio's contract)."""
         self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         """The current protocol."""
