@@ -16,7 +16,7 @@ from ..core.protocol import State
 from ..exceptions import ConnectionClosed
 from .errors import Interrupted
 from .options import Options
-from .pump import Activity, Progress, read_line, splice, ws_stream
+from .pump import Activity, Progress, close_discarding, read_line, splice, ws_stream
 from .stdio import Stdio, open_stdio
 
 __all__ = ["run_client"]
@@ -54,12 +54,12 @@ async def run_client(opts: Options, stop: asyncio.Event) -> None:
         if ws.state is not State.OPEN:
             raise
         logger.info("stdout closed; closing the connection")
-        await ws.close(1000)
+        await close_discarding(ws, 1000)
     finally:
         stopper.cancel()
         if not task.done():
             task.cancel()
-        await ws.close()
+        await close_discarding(ws)
         if progress is not None:
             progress.stop()
         await stdio.aclose()
@@ -90,7 +90,7 @@ async def _text(ws: WebSocket, stdio: Stdio, opts: Options, progress: Progress |
             if progress is not None:
                 progress.received(len(data) + 1)
             if opts.oneshot:
-                await ws.close(1000)
+                await close_discarding(ws, 1000)
                 break
     finally:
         up.cancel()

@@ -23,7 +23,7 @@ from ..exceptions import ConnectionClosed, ConnectionClosedError
 from ..streams import WebSocketTransport
 from .errors import describe
 from .options import Options
-from .pump import CHUNK, Progress, copy, read_line, splice, ws_stream
+from .pump import CHUNK, Progress, close_discarding, copy, read_line, splice, ws_stream
 from .stdio import ByteWriter, Stdio, open_stdio
 
 __all__ = ["run_listen"]
@@ -82,7 +82,7 @@ class _Listener:
             except Exception as exc:
                 logger.warning("connection from %s: %s", peer, describe(exc))
                 self.outcome = exc
-                await ws.close(1011, "internal error")
+                await close_discarding(ws, 1011, "internal error")
             else:
                 logger.info("connection from %s closed %s", peer, ws.close_code)
             finally:
@@ -216,7 +216,7 @@ class _Listener:
                         cast(WebSocketTransport, ws_writer.transport).close(code, reason)
                         await ws.wait_closed()
                     else:
-                        await ws.close(code, reason)
+                        await close_discarding(ws, code, reason)
             elif outbound.done():
                 outbound.result()  # sending failed: the connection is gone; raise why
         finally:
@@ -236,7 +236,7 @@ class _Listener:
             tcp_reader, tcp_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
         except (OSError, asyncio.TimeoutError) as exc:
             logger.warning("forward to %s:%s: %s", host, port, describe(exc))
-            await ws.close(1011, "cannot reach the forward target")
+            await close_discarding(ws, 1011, "cannot reach the forward target")
             return
         ws_reader, ws_writer = ws_stream(ws, self.opts.mode)
         try:

@@ -17,7 +17,7 @@ from ..connection import WebSocket
 from ..streams import open_stream
 from .stdio import ByteWriter
 
-__all__ = ["Activity", "Progress", "copy", "read_line", "splice", "ws_stream"]
+__all__ = ["Activity", "Progress", "close_discarding", "copy", "read_line", "splice", "ws_stream"]
 
 #: Bytes per read when copying a stream.
 CHUNK = 256 * 1024
@@ -29,6 +29,17 @@ def ws_stream(ws: WebSocket, mode: Literal["text", "binary"]) -> tuple[asyncio.S
     """The byte-stream view of ``ws`` (:func:`wsstream.streams.open_stream`): incoming messages as one byte
     stream, writes sent as ``mode`` messages; ``write_eof()`` sends Close 1000 after the data written."""
     return open_stream(ws, mode=mode, limit=CHUNK)
+
+
+def _discard(message: str | bytes) -> None:
+    pass
+
+
+async def close_discarding(ws: WebSocket, code: int = 1000, reason: str = "") -> None:
+    """Close ``ws`` when nobody reads it any more: unread messages are dropped so that reading goes on and the
+    peer's Close can arrive (a full message queue pauses the socket, and the handshake would then time out)."""
+    ws.set_message_sink(_discard)
+    await ws.close(code, reason)
 
 
 async def copy(reader: asyncio.StreamReader, writer: ByteWriter, count: Counter | None = None) -> int:
