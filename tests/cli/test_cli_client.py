@@ -257,3 +257,22 @@ async def test_sigint_while_connecting_exits_130() -> None:
         for writer in held:
             writer.close()
     assert (status, err) == (130, b"")
+
+
+async def test_oneshot_waits_for_the_reply_after_stdin_eof(echo_uri: str) -> None:
+    # Request/response from a pipe: stdin is at EOF at once, but --oneshot closes only after the first reply.
+    for _ in range(3):
+        status, out, err = await run_cli("--no-proxy", "--oneshot", echo_uri, input=b'{"op": "ping"}\n')
+        assert (status, out, err) == (0, b'{"op": "ping"}\n', b"")
+
+
+async def test_linger_keeps_the_connection_for_late_replies() -> None:
+    async def slow_echo(ws: wsstream.WebSocket) -> None:
+        async for message in ws:
+            await asyncio.sleep(0.2)  # the reply comes after stdin EOF has been seen
+            await ws.send(f"re: {message}")
+
+    async with wsstream.serve(slow_echo, "127.0.0.1", 0) as server:
+        status, out, err = await run_cli("--no-proxy", "--linger", "1.5", f"ws://127.0.0.1:{server.port}/",
+                                         input=b"question\n")
+    assert (status, out, err) == (0, b"re: question\n", b"")

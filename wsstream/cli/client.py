@@ -76,7 +76,8 @@ async def _text(ws: WebSocket, stdio: Stdio, opts: Options, progress: Progress |
                 await ws.send(line.decode("utf-8", "replace"))
                 if progress is not None:
                     progress.sent(len(line) + 1)
-            if opts.linger is not None:
+            # --oneshot: the first reply ends the run, so stdin EOF must not cut it off.
+            if opts.linger is not None and not opts.oneshot:
                 await activity.wait_quiet(opts.linger)
                 await ws.close(1000)
 

@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--forward", metavar="HOST:PORT", help="with -l: forward each connection to a TCP port")
     where.add_argument("--tcp-listen", metavar="[HOST:]PORT", help="accept TCP connections, tunnel each to URL")
     where.add_argument("--oneshot", action="store_true",
-                       help="serve one connection, then exit (client: close after the first message)")
+                       help="serve one connection, then exit (text client: wait for the first message, print it, "
+                       "close; stdin EOF does not close)")
     where.add_argument("--no-close", action="store_true",
                        help="do not close at stdin EOF; wait for the peer to close")
     where.add_argument("--linger", type=_parse_seconds, default=0.0, metavar="SECONDS",
