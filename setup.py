@@ -51,9 +51,7 @@ class OptionalBuildExt(build_ext):
 
 
 ext_modules = (
-    []
-    if _speedups_disabled()
-    else [Extension("wsstream._speedups", sources=["wsstream/_speedups.c"], optional=True)]
+    [] if _speedups_disabled() else [Extension("wsstream._speedups", sources=["wsstream/_speedups.c"], optional=True)]
 )
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

@@ -24,7 +24,9 @@ import pytest
 from wsstream.core import mask as mask_module
 from wsstream.core.mask import BytesLike, py_apply_mask, py_apply_mask_into, py_build_frame
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The directory holding the wsstream package this process imported, so that subprocesses import the same one
+# (the checkout with an in-place build, or site-packages).
+IMPORT_ROOT = Path(mask_module.__file__).resolve().parents[2]
 
 try:
     from wsstream import _speedups
@@ -220,9 +222,7 @@ RFC_EXAMPLES = [
         bytes((0x8A, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58)),
         id="masked-pong",
     ),
-    pytest.param(
-        0x82, bytes(256), None, bytes((0x82, 0x7E, 0x01, 0x00)) + bytes(256), id="256-bytes-16-bit-length"
-    ),
+    pytest.param(0x82, bytes(256), None, bytes((0x82, 0x7E, 0x01, 0x00)) + bytes(256), id="256-bytes-16-bit-length"),
     pytest.param(
         0x82,
         bytes(65536),
@@ -297,7 +297,7 @@ def _probe_in_subprocess(env_value: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "WSSTREAM_NO_SPEEDUPS"}
     if env_value is not None:
         env["WSSTREAM_NO_SPEEDUPS"] = env_value
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(IMPORT_ROOT), env.get("PYTHONPATH", "")])
     code = (
         "from wsstream.core import mask\n"
         "assert (mask.apply_mask is mask.py_apply_mask) is (not mask.SPEEDUPS)\n"

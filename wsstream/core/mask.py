@@ -41,9 +41,7 @@ _PACK_64 = struct.Struct("!BBQ").pack
 def _xor_tables() -> tuple[bytes, ...]:
     """Return the 256 translation tables t[k] with t[k][b] == b ^ k (about 0.3 ms, 64 KiB, at import)."""
     identity = int.from_bytes(bytes(range(256)), "little")
-    return tuple(
-        (identity ^ int.from_bytes(bytes((k,)) * 256, "little")).to_bytes(256, "little") for k in range(256)
-    )
+    return tuple((identity ^ int.from_bytes(bytes((k,)) * 256, "little")).to_bytes(256, "little") for k in range(256))
 
 
 _XOR_TABLES = _xor_tables()
