@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, Certs, EchoServer, round_trip
-from proxy_servers import ProxyServer, free_port
 
+from tests.connectors.support import PASSWORD, USER, Certs, EchoServer, round_trip
+from tests.proxy_servers import ProxyServer, free_port
 from wsstream.connectors import (
     DirectConnector,
     HTTPProxyConnector,
@@ -24,7 +24,7 @@ from wsstream.exceptions import ProxyAuthError, ProxyError, ProxyStatusError
 async def test_http_then_socks5_auth(
     squid: ProxyServer,
     microsocks_auth: ProxyServer,
-    echo_server: EchoServer,
+    tcp_echo_server: EchoServer,
     tls_echo_server: EchoServer,
     certs: Certs,
     payload: bytes,
@@ -35,9 +35,9 @@ async def test_http_then_socks5_auth(
             SOCKSProxyConnector(microsocks_auth.url("socks5", user=USER, password=PASSWORD)),
         ]
     )
-    await round_trip(chain, "127.0.0.1", echo_server.port, payload)
+    await round_trip(chain, "127.0.0.1", tcp_echo_server.port, payload)
     await round_trip(chain, "127.0.0.1", tls_echo_server.port, payload, ssl_context=certs.client_context())
-    assert echo_server.first_bytes == [payload[:256]]
+    assert tcp_echo_server.first_bytes == [payload[:256]]
 
 
 async def test_socks_then_http(
@@ -67,15 +67,15 @@ async def test_three_hops_with_tls_to_the_first(
 
 
 async def test_nested_chain(
-    dante: ProxyServer, tinyproxy: ProxyServer, squid: ProxyServer, echo_server: EchoServer, payload: bytes
+    dante: ProxyServer, tinyproxy: ProxyServer, squid: ProxyServer, tcp_echo_server: EchoServer, payload: bytes
 ) -> None:
     inner = ProxyChain([HTTPProxyConnector(tinyproxy.url("http")), SOCKSProxyConnector(dante.url("socks5"))])
     chain = ProxyChain([HTTPProxyConnector(squid.url("http", role="plain")), inner])
-    await round_trip(chain, "127.0.0.1", echo_server.port, payload)
+    await round_trip(chain, "127.0.0.1", tcp_echo_server.port, payload)
 
 
 async def test_wrong_password_on_the_second_hop(
-    tinyproxy: ProxyServer, microsocks_auth: ProxyServer, echo_server: EchoServer
+    tinyproxy: ProxyServer, microsocks_auth: ProxyServer, tcp_echo_server: EchoServer
 ) -> None:
     chain = ProxyChain(
         [
@@ -84,11 +84,11 @@ async def test_wrong_password_on_the_second_hop(
         ]
     )
     with pytest.raises(ProxyAuthError) as info:
-        await round_trip(chain, "127.0.0.1", echo_server.port, b"x")
+        await round_trip(chain, "127.0.0.1", tcp_echo_server.port, b"x")
     assert str(info.value).startswith(f"proxy 2/2 socks5://{USER}:***@127.0.0.1:{microsocks_auth.port}: ")
 
 
-async def test_first_hop_cannot_reach_the_second(squid: ProxyServer, echo_server: EchoServer) -> None:
+async def test_first_hop_cannot_reach_the_second(squid: ProxyServer, tcp_echo_server: EchoServer) -> None:
     dead = free_port()
     chain = ProxyChain(
         [
@@ -97,7 +97,7 @@ async def test_first_hop_cannot_reach_the_second(squid: ProxyServer, echo_server
         ]
     )
     with pytest.raises(ProxyStatusError) as info:
-        await round_trip(chain, "127.0.0.1", echo_server.port, b"x")
+        await round_trip(chain, "127.0.0.1", tcp_echo_server.port, b"x")
     assert str(info.value).startswith(
         f"proxy 1/2 http://127.0.0.1:{squid.ports['plain']}: CONNECT 127.0.0.1:{dead} refused: 503"
     )
@@ -144,10 +144,10 @@ async def test_unix_first_hop(
 
 
 async def test_direct_first_hop_is_plain_dialling(
-    tinyproxy: ProxyServer, echo_server: EchoServer, payload: bytes
+    tinyproxy: ProxyServer, tcp_echo_server: EchoServer, payload: bytes
 ) -> None:
     chain = ProxyChain([DirectConnector(), HTTPProxyConnector(tinyproxy.url("http"))])
-    await round_trip(chain, "127.0.0.1", echo_server.port, payload)
+    await round_trip(chain, "127.0.0.1", tcp_echo_server.port, payload)
 
 
 def test_validation() -> None:

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import Certs, EchoServer, _echo, round_trip
-from proxy_servers import ProxyServer, free_port
 
+from tests.connectors.support import Certs, EchoServer, echo, round_trip
+from tests.proxy_servers import ProxyServer, free_port
 from wsstream.connectors import Connector, DirectConnector, HTTPProxyConnector, UnixConnector
 from wsstream.exceptions import ProxyError
 
 
-async def test_direct(echo_server: EchoServer, payload: bytes) -> None:
-    await round_trip(DirectConnector(), "127.0.0.1", echo_server.port, payload)
+async def test_direct(tcp_echo_server: EchoServer, payload: bytes) -> None:
+    await round_trip(DirectConnector(), "127.0.0.1", tcp_echo_server.port, payload)
 
 
 async def test_direct_by_name_tries_every_address(certs: Certs, small_payload: bytes) -> None:
     # "localhost" may resolve to ::1 first; happy eyeballs falls through to 127.0.0.1, where the server is.
-    server = await asyncio.start_server(lambda r, w: _echo(r, w, []), "127.0.0.1", 0, ssl=certs.server_context())
+    server = await asyncio.start_server(lambda r, w: echo(r, w, []), "127.0.0.1", 0, ssl=certs.server_context())
     try:
         port = server.sockets[0].getsockname()[1]
         await round_trip(DirectConnector(), "localhost", port, small_payload, ssl_context=certs.client_context())
@@ -60,7 +60,7 @@ async def test_server_hostname_is_checked_and_sent_as_sni(
     names: list[str | None] = []
     context = certs.server_context()
     context.sni_callback = lambda sslobj, name, ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
-    server = await asyncio.start_server(lambda r, w: _echo(r, w, []), "127.0.0.1", 0, ssl=context)
+    server = await asyncio.start_server(lambda r, w: echo(r, w, []), "127.0.0.1", 0, ssl=context)
     port = server.sockets[0].getsockname()[1]
     try:
         for connector in (DirectConnector(), HTTPProxyConnector(tinyproxy.url("http"))):
@@ -96,7 +96,7 @@ async def mtls_server(certs: Certs) -> AsyncIterator[tuple[int, trustme.CA]]:
     context = certs.server_context()
     context.verify_mode = ssl.CERT_REQUIRED
     client_ca.configure_trust(context)
-    server = await asyncio.start_server(lambda r, w: _echo(r, w, []), "127.0.0.1", 0, ssl=context)
+    server = await asyncio.start_server(lambda r, w: echo(r, w, []), "127.0.0.1", 0, ssl=context)
     yield server.sockets[0].getsockname()[1], client_ca
     server.close()
     await server.wait_closed()
@@ -146,8 +146,8 @@ async def test_tls_handshake_timeout_names_the_step() -> None:
 async def unix_echo(tmp_path: Path, certs: Certs) -> AsyncIterator[tuple[str, str]]:
     plain, tls = str(tmp_path / "plain.sock"), str(tmp_path / "tls.sock")
     servers = [
-        await asyncio.start_unix_server(lambda r, w: _echo(r, w, []), plain),
-        await asyncio.start_unix_server(lambda r, w: _echo(r, w, []), tls, ssl=certs.server_context()),
+        await asyncio.start_unix_server(lambda r, w: echo(r, w, []), plain),
+        await asyncio.start_unix_server(lambda r, w: echo(r, w, []), tls, ssl=certs.server_context()),
     ]
     yield plain, tls
     for server in servers:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, USER, Certs
-from proxy_servers import TEST_HOSTNAME, ProxyServer, free_port
 
 import wsstream
+from tests.connectors.support import PASSWORD, USER, Certs
+from tests.proxy_servers import TEST_HOSTNAME, ProxyServer, free_port
 from wsstream.connectors import HTTPProxyConnector, ProxyChain, SOCKSProxyConnector
 from wsstream.exceptions import ProxyAuthError, ProxyError
 

@@ -4,9 +4,9 @@ from nothing but environment variables (squid and tiny-proxy resolve TEST_HOSTNA
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD, USER, Certs, EchoServer, round_trip
-from proxy_servers import TEST_HOSTNAME, ProxyServer
 
+from tests.connectors.support import PASSWORD, USER, Certs, EchoServer, round_trip
+from tests.proxy_servers import TEST_HOSTNAME, ProxyServer
 from wsstream.connectors import (
     DirectConnector,
     HTTPProxyConnector,
@@ -166,15 +166,15 @@ async def from_env(uri: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> HTT
 
 async def test_env_http_proxy_with_auth_ws_and_wss(
     squid: ProxyServer,
-    echo_server: EchoServer,
+    tcp_echo_server: EchoServer,
     tls_echo_server: EchoServer,
     certs: Certs,
     payload: bytes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     proxy = squid.url("http", role="auth", user=USER, password=PASSWORD)
-    ws = await from_env(f"ws://{TEST_HOSTNAME}:{echo_server.port}/", monkeypatch, HTTP_PROXY=proxy)
-    await round_trip(ws, TEST_HOSTNAME, echo_server.port, payload)
+    ws = await from_env(f"ws://{TEST_HOSTNAME}:{tcp_echo_server.port}/", monkeypatch, HTTP_PROXY=proxy)
+    await round_trip(ws, TEST_HOSTNAME, tcp_echo_server.port, payload)
     wss = await from_env(f"wss://{TEST_HOSTNAME}:{tls_echo_server.port}/", monkeypatch, https_proxy=proxy)
     await round_trip(wss, TEST_HOSTNAME, tls_echo_server.port, payload, ssl_context=certs.client_context())
 
@@ -194,9 +194,9 @@ async def test_env_https_proxy_for_wss(
 
 
 async def test_env_all_proxy_socks5h(
-    tiny_socks5_auth: ProxyServer, echo_server: EchoServer, payload: bytes, monkeypatch: pytest.MonkeyPatch
+    tiny_socks5_auth: ProxyServer, tcp_echo_server: EchoServer, payload: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri = f"ws://{TEST_HOSTNAME}:{echo_server.port}/"
+    uri = f"ws://{TEST_HOSTNAME}:{tcp_echo_server.port}/"
     proxy = tiny_socks5_auth.url("socks5h", user=USER, password=PASSWORD)
     connector = await from_env(uri, monkeypatch, ALL_PROXY=proxy, no_proxy="example.org,10.0.0.0/8")
-    await round_trip(connector, TEST_HOSTNAME, echo_server.port, payload)
+    await round_trip(connector, TEST_HOSTNAME, tcp_echo_server.port, payload)

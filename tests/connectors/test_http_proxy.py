@@ -8,20 +8,20 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
-from conftest import PASSWORD, USER, Certs, EchoServer, round_trip
-from proxy_servers import ProxyServer, free_port
 
+from tests.connectors.support import PASSWORD, USER, Certs, EchoServer, round_trip
+from tests.proxy_servers import ProxyServer, free_port
 from wsstream.connectors import HTTPProxyConnector, ProxyAuthStatusError
 from wsstream.exceptions import ProxyAuthError, ProxyError, ProxyStatusError
 
 # tinyproxy
 
 
-async def test_tinyproxy_plain(tinyproxy: ProxyServer, echo_server: EchoServer, payload: bytes) -> None:
+async def test_tinyproxy_plain(tinyproxy: ProxyServer, tcp_echo_server: EchoServer, payload: bytes) -> None:
     connector = HTTPProxyConnector(tinyproxy.url("http"))
-    await round_trip(connector, "127.0.0.1", echo_server.port, payload)
+    await round_trip(connector, "127.0.0.1", tcp_echo_server.port, payload)
     # CONNECT is a byte tunnel: the origin sees our bytes first, nothing from the proxy.
-    assert echo_server.first_bytes == [payload[:256]]
+    assert tcp_echo_server.first_bytes == [payload[:256]]
 
 
 async def test_tinyproxy_tls_origin(
@@ -31,36 +31,36 @@ async def test_tinyproxy_tls_origin(
     await round_trip(connector, "127.0.0.1", tls_echo_server.port, payload, ssl_context=certs.client_context())
 
 
-async def test_tinyproxy_auth(tinyproxy_auth: ProxyServer, echo_server: EchoServer, payload: bytes) -> None:
+async def test_tinyproxy_auth(tinyproxy_auth: ProxyServer, tcp_echo_server: EchoServer, payload: bytes) -> None:
     connector = HTTPProxyConnector(tinyproxy_auth.url("http", user=USER, password=PASSWORD))
-    await round_trip(connector, "127.0.0.1", echo_server.port, payload)
+    await round_trip(connector, "127.0.0.1", tcp_echo_server.port, payload)
 
 
-async def test_tinyproxy_wrong_password(tinyproxy_auth: ProxyServer, echo_server: EchoServer) -> None:
+async def test_tinyproxy_wrong_password(tinyproxy_auth: ProxyServer, tcp_echo_server: EchoServer) -> None:
     connector = HTTPProxyConnector(tinyproxy_auth.url("http", user=USER, password="wrong"))
     with pytest.raises(ProxyAuthError) as info:
-        await round_trip(connector, "127.0.0.1", echo_server.port, b"x")
+        await round_trip(connector, "127.0.0.1", tcp_echo_server.port, b"x")
     # tinyproxy answers 401 where RFC 9110 says 407: both are auth errors, and the status is kept.
     assert isinstance(info.value, ProxyStatusError)
     assert info.value.status == 401
     assert "credentials refused" in str(info.value)
     assert "wrong" not in str(info.value)  # the password never appears in messages
-    assert echo_server.first_bytes == []
+    assert tcp_echo_server.first_bytes == []
 
 
-async def test_tinyproxy_no_credentials(tinyproxy_auth: ProxyServer, echo_server: EchoServer) -> None:
+async def test_tinyproxy_no_credentials(tinyproxy_auth: ProxyServer, tcp_echo_server: EchoServer) -> None:
     with pytest.raises(ProxyAuthError, match="authentication required"):
-        await round_trip(HTTPProxyConnector(tinyproxy_auth.url("http")), "127.0.0.1", echo_server.port, b"x")
+        await round_trip(HTTPProxyConnector(tinyproxy_auth.url("http")), "127.0.0.1", tcp_echo_server.port, b"x")
 
 
 # squid
 
 
 async def test_squid_plain_and_tls_origin(
-    squid: ProxyServer, echo_server: EchoServer, tls_echo_server: EchoServer, certs: Certs, payload: bytes
+    squid: ProxyServer, tcp_echo_server: EchoServer, tls_echo_server: EchoServer, certs: Certs, payload: bytes
 ) -> None:
     connector = HTTPProxyConnector(squid.url("http", role="plain"))
-    await round_trip(connector, "127.0.0.1", echo_server.port, payload)
+    await round_trip(connector, "127.0.0.1", tcp_echo_server.port, payload)
     await round_trip(connector, "127.0.0.1", tls_echo_server.port, payload, ssl_context=certs.client_context())
 
 
@@ -80,18 +80,18 @@ async def test_squid_wrong_password_is_407(squid: ProxyServer, tls_echo_server: 
 
 
 async def test_squid_https_proxy_tls_in_tls(
-    squid: ProxyServer, tls_echo_server: EchoServer, echo_server: EchoServer, certs: Certs, payload: bytes
+    squid: ProxyServer, tls_echo_server: EchoServer, tcp_echo_server: EchoServer, certs: Certs, payload: bytes
 ) -> None:
     connector = HTTPProxyConnector(squid.url("https", role="tls"), ssl=certs.client_context())
     await round_trip(connector, "127.0.0.1", tls_echo_server.port, payload, ssl_context=certs.client_context())
-    await round_trip(connector, "127.0.0.1", echo_server.port, payload)
+    await round_trip(connector, "127.0.0.1", tcp_echo_server.port, payload)
 
 
-async def test_https_proxy_verifies_its_certificate_by_default(squid: ProxyServer, echo_server: EchoServer) -> None:
+async def test_https_proxy_verifies_its_certificate_by_default(squid: ProxyServer, tcp_echo_server: EchoServer) -> None:
     # The system CAs do not include the test CA: TLS to the proxy must fail, and say it was the proxy.
     connector = HTTPProxyConnector(squid.url("https", role="tls"))
     with pytest.raises(ProxyError, match=r"TLS handshake with the proxy failed") as info:
-        await round_trip(connector, "127.0.0.1", echo_server.port, b"x")
+        await round_trip(connector, "127.0.0.1", tcp_echo_server.port, b"x")
     assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
 
 
@@ -321,13 +321,13 @@ async def test_timeout_names_the_hop_and_the_step() -> None:
     assert str(info.value) == f"timed out after 0.3 s: proxy {proxy.url}: waiting for the reply to CONNECT h:1"
 
 
-async def test_relay_through_scripted_http10_proxy(echo_server: EchoServer, payload: bytes) -> None:
+async def test_relay_through_scripted_http10_proxy(tcp_echo_server: EchoServer, payload: bytes) -> None:
     async def relay(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.0 200 Connection established\r\nProxy-agent: scripted\r\n\r\n")
-        await _relay_to(echo_server.port, reader, writer)
+        await _relay_to(tcp_echo_server.port, reader, writer)
 
     async with ScriptedProxy(relay) as proxy:
-        await round_trip(HTTPProxyConnector(proxy.url), "127.0.0.1", echo_server.port, payload)
+        await round_trip(HTTPProxyConnector(proxy.url), "127.0.0.1", tcp_echo_server.port, payload)
 
 
 def test_url_validation() -> None:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import PASSWORD, USER, Certs, EchoServer, round_trip
-from proxy_servers import TEST_HOSTNAME, ProxyServer, free_port
 
+from tests.connectors.support import PASSWORD, USER, Certs, EchoServer, round_trip
+from tests.proxy_servers import TEST_HOSTNAME, ProxyServer, free_port
 from wsstream.connectors import SOCKSProxyConnector
 from wsstream.exceptions import ProxyAuthError, ProxyError
 
 
 @pytest.mark.parametrize("scheme", ["socks4", "socks5", "socks5h"])
-async def test_dante(scheme: str, dante: ProxyServer, echo_server: EchoServer, payload: bytes) -> None:
-    await round_trip(SOCKSProxyConnector(dante.url(scheme)), "127.0.0.1", echo_server.port, payload)
+async def test_dante(scheme: str, dante: ProxyServer, tcp_echo_server: EchoServer, payload: bytes) -> None:
+    await round_trip(SOCKSProxyConnector(dante.url(scheme)), "127.0.0.1", tcp_echo_server.port, payload)
 
 
 async def test_dante_tls_origin_by_name(
@@ -26,10 +26,10 @@ async def test_dante_tls_origin_by_name(
     await round_trip(connector, "localhost", tls_echo_server.port, payload, ssl_context=certs.client_context())
 
 
-async def test_dante_refuses_socks4a(dante: ProxyServer, echo_server: EchoServer) -> None:
+async def test_dante_refuses_socks4a(dante: ProxyServer, tcp_echo_server: EchoServer) -> None:
     # dante does not do 4a: that a name was sent (not resolved here) shows in its refusal, code 91.
     with pytest.raises(ProxyError, match=r"cannot reach localhost:\d+: .*\(SOCKS reply 0x5b\)"):
-        await round_trip(SOCKSProxyConnector(dante.url("socks4a")), "localhost", echo_server.port, b"x")
+        await round_trip(SOCKSProxyConnector(dante.url("socks4a")), "localhost", tcp_echo_server.port, b"x")
 
 
 async def test_dante_destination_refused(dante: ProxyServer) -> None:
@@ -47,22 +47,22 @@ async def test_microsocks_no_auth(
     await round_trip(connector, "127.0.0.1", tls_echo_server.port, payload, ssl_context=certs.client_context())
 
 
-async def test_microsocks_auth(microsocks_auth: ProxyServer, echo_server: EchoServer, payload: bytes) -> None:
+async def test_microsocks_auth(microsocks_auth: ProxyServer, tcp_echo_server: EchoServer, payload: bytes) -> None:
     connector = SOCKSProxyConnector(microsocks_auth.url("socks5", user=USER, password=PASSWORD))
-    await round_trip(connector, "127.0.0.1", echo_server.port, payload)
+    await round_trip(connector, "127.0.0.1", tcp_echo_server.port, payload)
 
 
-async def test_microsocks_wrong_password(microsocks_auth: ProxyServer, echo_server: EchoServer) -> None:
+async def test_microsocks_wrong_password(microsocks_auth: ProxyServer, tcp_echo_server: EchoServer) -> None:
     connector = SOCKSProxyConnector(microsocks_auth.url("socks5", user=USER, password="wrong"))
     with pytest.raises(ProxyAuthError) as info:
-        await round_trip(connector, "127.0.0.1", echo_server.port, b"x")
+        await round_trip(connector, "127.0.0.1", tcp_echo_server.port, b"x")
     assert str(info.value).startswith(f"proxy socks5://{USER}:***@127.0.0.1:{microsocks_auth.port}: ")
-    assert echo_server.first_bytes == []
+    assert tcp_echo_server.first_bytes == []
 
 
-async def test_microsocks_without_credentials(microsocks_auth: ProxyServer, echo_server: EchoServer) -> None:
+async def test_microsocks_without_credentials(microsocks_auth: ProxyServer, tcp_echo_server: EchoServer) -> None:
     with pytest.raises(ProxyAuthError, match="No acceptable authentication methods"):
-        await round_trip(SOCKSProxyConnector(microsocks_auth.url("socks5")), "127.0.0.1", echo_server.port, b"x")
+        await round_trip(SOCKSProxyConnector(microsocks_auth.url("socks5")), "127.0.0.1", tcp_echo_server.port, b"x")
 
 
 async def test_tiny_proxy_socks4a_remote_dns(
@@ -73,28 +73,28 @@ async def test_tiny_proxy_socks4a_remote_dns(
     await round_trip(connector, TEST_HOSTNAME, tls_echo_server.port, payload, ssl_context=certs.client_context())
 
 
-async def test_socks4_resolves_locally(tiny_socks4: ProxyServer, echo_server: EchoServer, payload: bytes) -> None:
+async def test_socks4_resolves_locally(tiny_socks4: ProxyServer, tcp_echo_server: EchoServer, payload: bytes) -> None:
     connector = SOCKSProxyConnector(tiny_socks4.url("socks4"))
-    await round_trip(connector, "localhost", echo_server.port, payload)
+    await round_trip(connector, "localhost", tcp_echo_server.port, payload)
     # ... so a name only the proxy knows fails here, before the proxy is asked.
     with pytest.raises(ProxyError, match=rf"cannot resolve '{TEST_HOSTNAME}' locally"):
-        await round_trip(connector, TEST_HOSTNAME, echo_server.port, b"x")
+        await round_trip(connector, TEST_HOSTNAME, tcp_echo_server.port, b"x")
 
 
 async def test_tiny_proxy_socks5_auth_remote_and_local_dns(
-    tiny_socks5_auth: ProxyServer, echo_server: EchoServer, payload: bytes
+    tiny_socks5_auth: ProxyServer, tcp_echo_server: EchoServer, payload: bytes
 ) -> None:
     remote = SOCKSProxyConnector(tiny_socks5_auth.url("socks5h", user=USER, password=PASSWORD))
-    await round_trip(remote, TEST_HOSTNAME, echo_server.port, payload)
+    await round_trip(remote, TEST_HOSTNAME, tcp_echo_server.port, payload)
     local = SOCKSProxyConnector(tiny_socks5_auth.url("socks5", user=USER, password=PASSWORD))
     with pytest.raises(ProxyError, match=rf"cannot resolve '{TEST_HOSTNAME}' locally"):
-        await round_trip(local, TEST_HOSTNAME, echo_server.port, b"x")
+        await round_trip(local, TEST_HOSTNAME, tcp_echo_server.port, b"x")
 
 
-async def test_tiny_proxy_socks5_wrong_password(tiny_socks5_auth: ProxyServer, echo_server: EchoServer) -> None:
+async def test_tiny_proxy_socks5_wrong_password(tiny_socks5_auth: ProxyServer, tcp_echo_server: EchoServer) -> None:
     connector = SOCKSProxyConnector(tiny_socks5_auth.url("socks5h", user=USER, password="bad"))
     with pytest.raises(ProxyAuthError):
-        await round_trip(connector, "127.0.0.1", echo_server.port, b"x")
+        await round_trip(connector, "127.0.0.1", tcp_echo_server.port, b"x")
 
 
 async def test_socks_proxy_refusing_connections() -> None:
