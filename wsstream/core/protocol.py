@@ -222,9 +222,13 @@ class Connection:
                     break
                 start = pos + hlen
                 pos = start + length
-                payload: bytes | bytearray = data[start:pos]
                 if masked:
-                    payload = apply_mask(payload, data[start - 4 : start])
+                    # Large payloads are unmasked from a view: slicing first would copy them twice.
+                    payload: bytes | bytearray = apply_mask(
+                        data[start:pos] if length < 16384 else memoryview(data)[start:pos], data[start - 4 : start]
+                    )
+                else:
+                    payload = data[start:pos]
                 if opcode == OP_TEXT or opcode == OP_BINARY:
                     if b0 & 0xC0 == 0x80:  # FIN, not compressed: a whole message in one frame
                         if opcode == OP_BINARY:
