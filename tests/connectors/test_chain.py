@@ -111,6 +111,38 @@ async def test_first_hop_refused() -> None:
     assert str(info.value) == f"proxy 1/2 socks5://127.0.0.1:{dead}: connection refused"
 
 
+async def test_https_proxy_inside_a_socks_tunnel(
+    dante: ProxyServer, squid: ProxyServer, tls_echo_server: EchoServer, certs: Certs, payload: bytes
+) -> None:
+    # TLS to squid runs over dante's tunnel; the origin's TLS runs inside squid's TLS.
+    chain = ProxyChain(
+        [
+            SOCKSProxyConnector(dante.url("socks5")),
+            HTTPProxyConnector(squid.url("https", role="tls"), ssl=certs.client_context()),
+        ]
+    )
+    await round_trip(chain, "127.0.0.1", tls_echo_server.port, payload, ssl_context=certs.client_context())
+
+
+async def test_timeout_names_the_hop(tinyproxy: ProxyServer) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    chain = ProxyChain([HTTPProxyConnector(tinyproxy.url("http")), SOCKSProxyConnector(f"socks5h://127.0.0.1:{port}")])
+    try:
+        with pytest.raises(TimeoutError) as info:
+            await chain.connect(asyncio.Protocol, "origin.example", 443, ssl=None, server_hostname=None, timeout=0.5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert str(info.value) == (
+        f"timed out after 0.5 s: proxy 2/2 socks5h://127.0.0.1:{port}: SOCKS5 handshake to reach origin.example:443"
+    )
+
+
 @pytest.fixture
 async def unix_relay_to_tinyproxy(tinyproxy: ProxyServer, tmp_path: Path) -> AsyncIterator[str]:
     """A Unix socket whose connections are relayed to tinyproxy: an HTTP proxy reached through a Unix
