@@ -4,7 +4,7 @@
 #   usage: .ci/install-proxies.sh [VENV]     (VENV defaults to .venv)
 # Debian: tinyproxy (HTTP CONNECT), squid (HTTP/HTTPS CONNECT), dante-server (SOCKS4/5), microsocks (SOCKS5),
 # openssl (hashes the squid test password).
-# PyPI (into VENV): tiny-proxy (the only server here speaking SOCKS4a), anyio (its listener), pproxy.
+# PyPI (into VENV): tiny-proxy (the only server here speaking SOCKS4a), anyio (its listener), python-socks>=3.
 set -euo pipefail
 
 venv="${1:-.venv}"
@@ -29,4 +29,4 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     done
 fi
 
-"$venv/bin/python" -m pip install -q "tiny-proxy>=0.2" "pproxy>=2.7" "anyio>=4" "python-socks[asyncio]>=2.4"
+"$venv/bin/python" -m pip install -q "tiny-proxy>=0.2" "anyio>=4" "python-socks[asyncio]>=3.0"

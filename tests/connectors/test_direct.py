@@ -5,6 +5,7 @@ connection to the caller's protocol."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import trustme
 from tests.connectors.support import Certs, EchoServer, echo, round_trip
 from tests.proxy_servers import ProxyServer, free_port
 from wsstream.connectors import Connector, DirectConnector, HTTPProxyConnector, UnixConnector
+from wsstream.connectors.direct import describe_os_error
 from wsstream.exceptions import ProxyError
 
 
@@ -238,3 +240,15 @@ async def test_happy_eyeballs_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         listener.close()
     assert seen["happy_eyeballs_delay"] == 0.25
+
+
+def test_refusals_on_every_address_read_as_connection_refused() -> None:
+    # What create_connection raises when each resolved address refused with a different message.
+    folded = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 3128, 0, 0), "
+        "[Errno 111] Connect call failed ('127.0.0.1', 3128)"
+    )
+    assert describe_os_error(folded) == "connection refused"
+    assert describe_os_error(ConnectionRefusedError(111, "refused")) == "connection refused"
+    assert describe_os_error(OSError(errno.EHOSTUNREACH, "No route to host")) == "host unreachable"
+    assert describe_os_error(OSError(errno.EACCES, "Permission denied")) == "cannot connect: Permission denied"
