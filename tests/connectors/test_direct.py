@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.connectors import support
 from tests.connectors.support import Certs, EchoServer, echo, round_trip
-from tests.proxy_servers import ProxyServer, free_port
+from tests.proxy_servers import ProxyServer, ProxyUnavailable, free_port
 from wsstream.connectors import Connector, DirectConnector, HTTPProxyConnector, UnixConnector
 from wsstream.connectors.direct import describe_os_error
 from wsstream.exceptions import ProxyError
@@ -252,3 +253,15 @@ def test_refusals_on_every_address_read_as_connection_refused() -> None:
     assert describe_os_error(ConnectionRefusedError(111, "refused")) == "connection refused"
     assert describe_os_error(OSError(errno.EHOSTUNREACH, "No route to host")) == "host unreachable"
     assert describe_os_error(OSError(errno.EACCES, "Permission denied")) == "cannot connect: Permission denied"
+
+
+def test_a_missing_proxy_server_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> ProxyServer:
+        raise ProxyUnavailable("frobproxy is not installed")
+
+    monkeypatch.setattr(support, "REQUIRE_ALL", False)
+    with pytest.raises(pytest.skip.Exception, match="frobproxy is not installed"):
+        support.start_or_skip(missing)
+    monkeypatch.setattr(support, "REQUIRE_ALL", True)
+    with pytest.raises(pytest.fail.Exception, match="WSSTREAM_REQUIRE_ALL=1 but frobproxy is not installed"):
+        support.start_or_skip(missing)
