@@ -276,3 +276,22 @@ async def test_linger_keeps_the_connection_for_late_replies() -> None:
         status, out, err = await run_cli("--no-proxy", "--linger", "1.5", f"ws://127.0.0.1:{server.port}/",
                                          input=b"question\n")
     assert (status, out, err) == (0, b"re: question\n", b"")
+
+
+@pytest.mark.parametrize(("code", "status", "message"), [(1000, 0, b""), (1011, 1, b"wsstream: closed 1011 bad\n")])
+async def test_binary_server_close_ends_the_run(code: int, status: int, message: bytes) -> None:
+    async def send_and_close(ws: wsstream.WebSocket) -> None:
+        await ws.send(b"\x00\xffdata")
+        await ws.send("text arrives as its UTF-8 bytes ✓")
+        await ws.close(code, "bad" if code != 1000 else "")
+
+    async with wsstream.serve(send_and_close, "127.0.0.1", 0) as server, \
+            cli("--no-proxy", "--binary", f"ws://127.0.0.1:{server.port}/") as proc:
+        assert proc.stdout is not None  # stdin stays open: the server's Close alone ends the run
+        out = await asyncio.wait_for(proc.stdout.read(), TIMEOUT)
+        result = await finish(proc)
+    if code == 1000:
+        assert out == b"\x00\xffdata" + "text arrives as its UTF-8 bytes ✓".encode()
+    # After an abnormal close, asyncio's StreamReader raises at once and drops what it still buffers, so
+    # only the exit status and reason are certain then.
+    assert result == (status, message)
