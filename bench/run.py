@@ -2,7 +2,8 @@
 
 Owns the orchestration: which server/client pairs run, CPU pinning (server on CPU 0, client on CPU 1), process
 lifetimes and timeouts, and the summary. For each repetition ("round") and workload, every pair is measured in
-fresh processes, in a shuffled order, and every ratio is taken against the raw baseline *of the same round*,
+fresh processes (one server/client pair of processes runs the throughput workloads in turn; idle memory
+gets its own), in a shuffled order, and every ratio is taken against the raw baseline *of the same round*,
 so slow drifts of this shared machine cancel; the table shows the median ratio over rounds and its min-max
 spread.
 
@@ -135,8 +136,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def measure(pair: Pair, workload: str, seconds: float, uvloop: bool, log: Path) -> dict[str, Any]:
-    """Run one pair on one workload in fresh pinned processes; the client's JSON record or an ``error``."""
+def measure(pair: Pair, workloads: list[str], seconds: float, uvloop: bool, log: Path) -> list[dict[str, Any]]:
+    """Run ``workloads`` in turn between fresh pinned server and client processes of ``pair``.
+
+    Returns one record per workload: the client's JSON, or an ``error`` entry when a process failed.
+    """
+
+    def failed(why: str) -> list[dict[str, Any]]:
+        return [{"workload": wl, "error": why} for wl in workloads]
+
     with open(log, "ab") as err:
         server = subprocess.Popen(
             _server_cmd(pair.server, uvloop),
@@ -149,26 +157,28 @@ def measure(pair: Pair, workload: str, seconds: float, uvloop: bool, log: Path) 
         try:
             line = _read_line(server, START_TIMEOUT)
             if not line:
-                return {"error": f"server {pair.server} did not start (see {log})"}
+                return failed(f"server {pair.server} did not start (see {log})")
             port = int(json.loads(line)["port"])
             try:
                 done = subprocess.run(
-                    _client_cmd(pair.client, workload, port, seconds, server.pid, uvloop),
+                    _client_cmd(pair.client, ",".join(workloads), port, seconds, server.pid, uvloop),
                     capture_output=True,
                     env=_env(pair.client),
                     preexec_fn=_pin(CLIENT_CPU),
-                    timeout=seconds * 4 + 120,
+                    timeout=(seconds * 4 + 60) * len(workloads) + 30,
                     stdin=subprocess.DEVNULL,
                 )
             except subprocess.TimeoutExpired:
-                return {"error": "client timed out"}
+                return failed("client timed out")
             err.write(done.stderr)
-            lines = done.stdout.decode().strip().splitlines()
-            if done.returncode or not lines:
-                tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-                return {"error": f"client exit {done.returncode}: {tail[0][:200]}"}
-            record: dict[str, Any] = json.loads(lines[-1])
-            return record
+            records = {}
+            for text in done.stdout.decode().splitlines():
+                if text.startswith("{"):
+                    rec = json.loads(text)
+                    records[rec.pop("workload")] = rec
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            why = f"client exit {done.returncode}: {tail[0][:200]}"
+            return [{"workload": wl, **records.get(wl, {"error": why})} for wl in workloads]
         finally:
             _stop(server)
 
@@ -181,7 +191,7 @@ def available(impls: list[str]) -> list[str]:
             probe = ["node", "-e", "require('ws'); require('bufferutil')"]
             cwd: Path | None = BENCH / "node"
         else:
-            mod = "wsstream" if impl.startswith("wsstream") else impl
+            mod = {"raw": "asyncio", "wsstream-py": "wsstream"}.get(impl, impl)
             probe = [
                 sys.executable,
                 "-c",
@@ -247,9 +257,7 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
         return vals
 
     def raw_abs(role: str, impl: str, wl: str) -> list[float]:
-        return [
-            v for rnd in range(rounds) if (v := by.get((role, impl, wl, rnd), (None, None))[0]) is not None
-        ]
+        return [v for rnd in range(rounds) if (v := by.get((role, impl, wl, rnd), (None, None))[0]) is not None]
 
     for role in ("server", "client"):
         for title, cpu in (("throughput / raw", False), ("CPU per message: raw / impl", True)):
@@ -266,11 +274,7 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
                     continue
                 if cpu:
                     base = _cell(
-                        [
-                            c
-                            for rnd in range(rounds)
-                            if (c := by.get((role, "raw", wl, rnd), (None, None))[1])
-                        ],
+                        [c for rnd in range(rounds) if (c := by.get((role, "raw", wl, rnd), (None, None))[1])],
                         ".1f",
                     )
                     base += " us"
@@ -313,17 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, run every (round, workload, pair) measurement, print JSON lines and the tables."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one round of 0.5 s runs (about 2 minutes)")
-    p.add_argument(
-        "--impls", default=",".join(ALL_IMPLS), help="comma-separated, from: " + ", ".join(ALL_IMPLS)
-    )
-    p.add_argument(
-        "--workloads", default=",".join(WORKLOADS), help="comma-separated, from: " + ", ".join(WORKLOADS)
-    )
+    p.add_argument("--impls", default=",".join(ALL_IMPLS), help="comma-separated, from: " + ", ".join(ALL_IMPLS))
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, from: " + ", ".join(WORKLOADS))
     p.add_argument("--repeat", type=int, default=None, help="rounds (default 3, 1 with --quick)")
-    p.add_argument(
-        "--duration", type=float, default=None, help="seconds per measurement (default 1.0, 0.5 quick)"
-    )
+    p.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 1.0, 0.5 quick)")
     p.add_argument("--uvloop", action="store_true", help="run every Python process on uvloop")
+    p.add_argument("--idle-every-round", action="store_true", help="measure idle memory in every round")
     p.add_argument("--seed", type=int, default=1, help="seed for the per-round shuffle of the pair order")
     p.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     args = p.parse_args(argv)
@@ -342,33 +341,36 @@ def main(argv: list[str] | None = None) -> int:
     impls = available(list(dict.fromkeys(["raw", DRIVER, *impls])))
     loop = "uvloop" if args.uvloop else "asyncio"
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"wsstream-bench-{os.getpid()}.log"
-    print(
-        f"# loop={loop} rounds={repeat} seconds={seconds} impls={','.join(impls)} log={log}", file=sys.stderr
-    )
+    print(f"# loop={loop} rounds={repeat} seconds={seconds} impls={','.join(impls)} log={log}", file=sys.stderr)
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the server and client we started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(args.seed)
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     out = open(args.out, "a") if args.out else None  # noqa: SIM115 - closed in the finally below
     try:
         for rnd in range(repeat):
-            for wl in workloads:
-                pairs = pairs_for(impls)
-                rng.shuffle(pairs)
-                for pair in pairs:
-                    rec = measure(pair, wl, seconds, args.uvloop, log)
-                    rec = {
-                        "round": rnd,
-                        "workload": wl,
-                        "server": pair.server,
-                        "client": pair.client,
-                        "loop": loop,
-                        **rec,
-                    }
-                    results.append(rec)
-                    line = json.dumps(rec)
-                    print(line, flush=True)
-                    if out:
-                        print(line, file=out, flush=True)
+            pairs = pairs_for(impls)
+            rng.shuffle(pairs)
+            for pair in pairs:
+                # Throughput workloads share one server/client process pair; idle memory gets fresh ones so
+                # earlier traffic cannot hide or inflate the per-connection growth. Memory is deterministic
+                # (within 0.1 KiB/conn between rounds) and slow to set up, so it is measured in the first round.
+                idle = [w for w in workloads if w == "idle2000" and (rnd == 0 or args.idle_every_round)]
+                for batch in ([w for w in workloads if w != "idle2000"], idle):
+                    if not batch:
+                        continue
+                    t0 = time.monotonic()
+                    recs = measure(pair, batch, seconds, args.uvloop, log)
+                    wall = round(time.monotonic() - t0, 2)
+                    for rec in recs:
+                        rec = {"round": rnd, "server": pair.server, "client": pair.client, "loop": loop, **rec}
+                        rec["batch_wall_s"] = wall
+                        results.append(rec)
+                        line = json.dumps(rec)
+                        print(line, flush=True)
+                        if out:
+                            print(line, file=out, flush=True)
             print(f"# round {rnd + 1}/{repeat} done at {time.monotonic() - started:.0f} s", file=sys.stderr)
     finally:
         if out:

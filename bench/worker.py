@@ -2,7 +2,7 @@
 
 Owns the process boundary used by ``bench/run.py``:
 - ``worker.py server IMPL [--uvloop]`` prints ``{"port": N}`` once listening, serves until SIGTERM/SIGINT.
-- ``worker.py client IMPL WORKLOAD --port N --seconds S --server-pid P [--uvloop]`` prints one JSON line.
+- ``worker.py client IMPL W1,W2 --port N --seconds S --server-pid P [--uvloop]`` prints a JSON line per workload.
 CPU pinning is applied by the parent before exec, so the process never runs on the wrong core.
 """
 
@@ -45,12 +45,19 @@ async def _serve(impl: str) -> None:
     await asyncio.wait_for(stop(), 5)
 
 
-async def _client(impl: str, workload: str, port: int, seconds: float, server_pid: int) -> None:
+async def _client(impl: str, workloads: str, port: int, seconds: float, server_pid: int) -> None:
+    """Run each comma-separated workload in turn, one JSON line each; a failure is recorded, not fatal."""
     from impls.common import WORKLOADS
 
     mod = _module(impl)
-    res: dict[str, Any] = await mod.client(WORKLOADS[workload], port, seconds, server_pid)
-    print(json.dumps(res), flush=True)
+    for name in workloads.split(","):
+        try:
+            res: dict[str, Any] = await asyncio.wait_for(
+                mod.client(WORKLOADS[name], port, seconds, server_pid), seconds * 4 + 60
+            )
+        except Exception as exc:
+            res = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        print(json.dumps({"workload": name, **res}), flush=True)
 
 
 def _run(coro: Coroutine[Any, Any, None], use_uvloop: bool) -> None:

@@ -47,9 +47,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload("stream64", 64, 100, 1, "msg/s", "pipelined 64 B messages, window 100 (messages/s)"),
         Workload("msg16k", 16384, 16, 1, "MB/s", "16 KiB messages, window 16 (echoed MB/s)"),
         Workload("msg1m", 1 << 20, 4, 1, "MB/s", "1 MiB messages, window 4 (echoed MB/s)"),
-        Workload(
-            "conc200", 32, 1, 200, "rt/s", "200 connections doing 32 B request/response (round trips/s)"
-        ),
+        Workload("conc200", 32, 1, 200, "rt/s", "200 connections doing 32 B request/response (round trips/s)"),
         Workload("handshake", 0, 0, 32, "hs/s", "open + close handshake, 32 dialers (handshakes/s)"),
         Workload("idle2000", 0, 0, 2000, "KiB/conn", "RSS per idle open connection at 2000 connections"),
     )
@@ -128,9 +126,7 @@ async def pump(send: Send, recv: Recv, data: bytes, window: int, seconds: float)
     return messages, nbytes, time.perf_counter() - start
 
 
-async def run_workload(
-    connect: Connect, w: Workload, port: int, seconds: float, server_pid: int
-) -> dict[str, Any]:
+async def run_workload(connect: Connect, w: Workload, port: int, seconds: float, server_pid: int) -> dict[str, Any]:
     """Run workload ``w`` with an await-style client ``connect`` against ``port`` and return its result."""
     timeout = seconds * 4 + 60
     return await asyncio.wait_for(_run(connect, w, port, seconds, server_pid), timeout)
@@ -174,9 +170,7 @@ async def dial(connect: Connect, port: int, n: int) -> list[Conn]:
     return conns
 
 
-async def handshakes(
-    connect: Connect, w: Workload, port: int, seconds: float, server_pid: int
-) -> dict[str, Any]:
+async def handshakes(connect: Connect, w: Workload, port: int, seconds: float, server_pid: int) -> dict[str, Any]:
     """Open and close connections from ``w.connections`` dialers until the deadline; handshakes/s."""
     meter = CpuMeter(server_pid)
     deadline = time.perf_counter() + seconds

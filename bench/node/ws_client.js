@@ -1,6 +1,6 @@
 'use strict';
 // Peer: Node `ws` client running one workload of bench/impls/common.py against an echo server.
-// Usage: node ws_client.js WORKLOAD PORT SECONDS SERVER_PID ; prints one JSON result line.
+// Usage: node ws_client.js W1,W2 PORT SECONDS SERVER_PID ; prints one JSON result line per workload.
 // Every loop ends at a deadline, and the whole process at a hard timeout, so nothing can hang.
 const fs = require('fs');
 const WebSocket = require('ws');
@@ -15,12 +15,13 @@ const WORKLOADS = {
   idle2000: { size: 0, window: 0, connections: 2000, unit: 'KiB/conn' },
 };
 const DIAL_CONCURRENCY = 50;
-const [name, portArg, secondsArg, pidArg] = process.argv.slice(2);
-const w = WORKLOADS[name];
+const [names, portArg, secondsArg, pidArg] = process.argv.slice(2);
 const url = `ws://127.0.0.1:${portArg}/`;
 const seconds = Number(secondsArg);
 const serverPid = Number(pidArg || 0);
-setTimeout(() => { console.error('hard timeout'); process.exit(2); }, (seconds * 4 + 60) * 1000).unref();
+const workloads = names.split(',');
+let w = null; // the workload running now
+setTimeout(() => { console.error('hard timeout'); process.exit(2); }, (seconds * 4 + 60) * 1000 * workloads.length).unref();
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 /** CPU ns used so far by every thread of pid (Linux schedstat). */
@@ -132,8 +133,17 @@ async function idle() {
   const server_kib = (s1 - s0) / n / 1024;
   return { value: server_kib, unit: w.unit, server_kib, client_kib: (c1 - c0) / n / 1024 };
 }
-const run = name === 'handshake' ? handshakes : name === 'idle2000' ? idle : throughput;
-run().then(
-  (r) => { process.stdout.write(JSON.stringify(r) + '\n'); process.exit(0); },
-  (e) => { console.error(e); process.exit(1); },
-);
+async function main() {
+  for (const name of workloads) {
+    w = WORKLOADS[name];
+    const run = name === 'handshake' ? handshakes : name === 'idle2000' ? idle : throughput;
+    let r;
+    try {
+      r = await run();
+    } catch (e) {
+      r = { error: String(e).slice(0, 300) };
+    }
+    process.stdout.write(JSON.stringify({ workload: name, ...r }) + '\n');
+  }
+}
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
