@@ -105,6 +105,8 @@ async def test_squid_refused_destination(squid: ProxyServer, certs: Certs) -> No
     message = str(info.value)
     assert message.startswith(f"proxy http://127.0.0.1:{squid.ports['plain']}: CONNECT 127.0.0.1:{closed_port}")
     assert "\n" not in message
+    # squid's HTML page, reduced to its text, says why.
+    assert "Connection refused" in message and "<" not in message
     # Not an ssl error: no TLS handshake is attempted after a failed CONNECT.
     assert not isinstance(info.value, ssl.SSLError)
 

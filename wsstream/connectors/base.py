@@ -223,9 +223,7 @@ class Pipe(asyncio.Protocol):
         does not say so, so the flag is set on that one transport (tested on 3.10.13).
         """
         if self._buffer or self.at_eof:
-            raise ConnectionError(
-                f"{len(self._buffer)} unexpected bytes or EOF from the peer before the TLS handshake"
-            )
+            raise ConnectionError(f"{len(self._buffer)} unexpected bytes or EOF from the peer before the TLS handshake")
         transport = self.transport
         if sys.version_info < (3, 11) and not getattr(transport, "_start_tls_compatible", False):
             transport._start_tls_compatible = True  # type: ignore[attr-defined]
@@ -319,9 +317,7 @@ class TunnelConnector:
     ) -> tuple[asyncio.Transport, asyncio.Protocol]:
         """See :class:`Connector`."""
         attempt = Attempt(timeout)
-        return await run_bounded(
-            attempt, self._connect(protocol_factory, host, port, ssl, server_hostname, attempt)
-        )
+        return await run_bounded(attempt, self._connect(protocol_factory, host, port, ssl, server_hostname, attempt))
 
     async def _connect(
         self,

@@ -72,9 +72,7 @@ async def _dial(connector: Connector, host: str, port: int, name: str, attempt: 
     """Ask a plain connector for a connection to a proxy, as the first hop of a chain."""
     attempt.step = f"{name}: connecting through {connector!r}"
     try:
-        _, pipe = await connector.connect(
-            Pipe, host, port, ssl=None, server_hostname=None, timeout=attempt.remaining()
-        )
+        _, pipe = await connector.connect(Pipe, host, port, ssl=None, server_hostname=None, timeout=attempt.remaining())
     except ProxyError:
         raise
     except OSError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import html
 import re
 import ssl as ssl_module
 from collections.abc import Iterable, Mapping
@@ -26,10 +27,12 @@ __all__ = ["HTTPProxyConnector", "ProxyAuthStatusError"]
 # A CONNECT reply is a status line and a few fields; a proxy sending more than this is not one we can trust.
 MAX_REPLY_HEAD = 2**16
 # How much of a refusal's body goes into the exception (``.body``), and how long to wait for it to arrive.
-BODY_PREVIEW = 1024
+BODY_PREVIEW = 8192
 BODY_GRACE = 1.0
 
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) +(\d{3})(?: +([^\r\n]*))?")
+_INVISIBLE = re.compile(r"<(head|script|style)\b.*?(</\1\s*>|$)|<!--.*?(-->|$)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>?")
 _CHUNK_SIZE_LINE = re.compile(rb"[0-9A-Fa-f]+(?:;[^\r\n]*)?\r?\n")
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -51,9 +54,7 @@ class HTTPProxyConnector(TunnelConnector):
 
     __slots__ = ("_fields", "host", "label", "port", "secure", "ssl", "username")
 
-    def __init__(
-        self, url: str, *, headers: Headers | None = None, ssl: ssl_module.SSLContext | None = None
-    ) -> None:
+    def __init__(self, url: str, *, headers: Headers | None = None, ssl: ssl_module.SSLContext | None = None) -> None:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
@@ -133,15 +134,24 @@ class HTTPProxyConnector(TunnelConnector):
             what = "credentials refused" if self.username is not None else "authentication required"
             raise ProxyAuthStatusError(f"{name}: {what} ({summary})", status, body)
         message = f"{name}: CONNECT {target} refused: {summary}"
-        text = " ".join(body.decode("utf-8", "replace").split())
+        text = _body_text(body)
         if text:
-            message += f": {text[:120]}"
+            message += f": {text[:240]}"
         raise ProxyStatusError(message, status, body)
 
 
 def _ascii_host(host: str) -> str:
     """``host`` as it goes on the wire: an internationalised name in its IDNA (punycode) form."""
     return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+def _body_text(body: bytes) -> str:
+    """A refusal's body as one line of text: proxies explain themselves in HTML pages."""
+    text = body.decode("utf-8", "replace")
+    if "<" in text:
+        text = _INVISIBLE.sub(" ", text)
+        text = html.unescape(_TAG.sub(" ", text))
+    return " ".join(text.split())
 
 
 def _fields(head: bytes) -> dict[str, str]:

@@ -159,9 +159,7 @@ class _LocalResolver(AsyncResolver):
         try:
             infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise ProxyError(
-                f"{self.name}: cannot resolve {host!r} locally (DNS: {exc.strerror or exc})"
-            ) from exc
+            raise ProxyError(f"{self.name}: cannot resolve {host!r} locally (DNS: {exc.strerror or exc})") from exc
         if not infos:
             raise ProxyError(f"{self.name}: cannot resolve {host!r} locally (no address)")
         # IPv4 first, as python-socks does: SOCKS4 has no other, and more proxies reach out over IPv4.
