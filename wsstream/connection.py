@@ -80,6 +80,7 @@ class WebSocket(asyncio.Protocol):
         "_loop",
         "_max_queue",
         "_messages",
+        "_open_timer",
         "_pending",
         "_pings",
         "_queue_paused",
@@ -151,7 +152,8 @@ class WebSocket(asyncio.Protocol):
         self._server_hook: Callable[[WebSocket, Request], object] | None = None
         self._sink: Callable[[Data], None] | None = None
         self._sink_closed: Callable[[ConnectionClosed], None] | None = None
-        self._messages: collections.deque[Data] = collections.deque()
+        # Created on the first message that has to wait: an idle connection should not carry an empty deque.
+        self._messages: collections.deque[Data] | None = None
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._queue_paused = False
         self._user_paused = False
@@ -160,6 +162,7 @@ class WebSocket(asyncio.Protocol):
         self._send_lock: asyncio.Lock | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._open_timer: asyncio.TimerHandle | None = None  # the server's open_timeout, until the handshake ends
         self._close_timer: asyncio.TimerHandle | None = None
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self._compression_limit = 10
@@ -192,6 +195,8 @@ class WebSocket(asyncio.Protocol):
                         waiter.set_result(event)  # type: ignore[arg-type]
                         continue
                 messages = self._messages
+                if messages is None:
+                    messages = self._messages = collections.deque()
                 messages.append(event)  # type: ignore[arg-type]
                 if self._max_queue and len(messages) >= self._max_queue and not self._queue_paused:
                     self._queue_paused = True
@@ -208,10 +213,10 @@ class WebSocket(asyncio.Protocol):
         conn = self._conn
         if conn is not None:
             conn.receive_eof()
-        for timer in (self._keepalive_timer, self._close_timer):
+        for timer in (self._keepalive_timer, self._close_timer, self._open_timer):
             if timer is not None:
                 timer.cancel()
-        self._keepalive_timer = self._close_timer = None
+        self._keepalive_timer = self._close_timer = self._open_timer = None
         handshake = self._handshake_waiter
         if handshake is not None and not handshake.done():
             if self.response is not None and self._refusal_body_left:
@@ -316,6 +321,9 @@ class WebSocket(asyncio.Protocol):
         ``compression_limit`` is ``Deflate.concurrency_limit``: compressions this loop runs in threads at once.
         """
         self._compression_limit = compression_limit
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
         transport = self._transport
         assert transport is not None
         self.subprotocol = accepted.subprotocol
@@ -363,7 +371,10 @@ class WebSocket(asyncio.Protocol):
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                messages.appendleft(waiter.result())  # delivered as we were cancelled: keep it for next time
+                # Delivered as we were cancelled: keep it for next time.
+                if self._messages is None:
+                    self._messages = collections.deque()
+                self._messages.appendleft(waiter.result())
             raise
         finally:
             if self._recv_waiter is waiter:
@@ -399,6 +410,7 @@ class WebSocket(asyncio.Protocol):
         if on_message is not None:
             while self._messages:
                 on_message(self._messages.popleft())
+            self._messages = None
             if self._queue_paused:
                 self._resume_from_queue()
             if self._receiving_done():

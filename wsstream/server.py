@@ -98,8 +98,7 @@ class Server:
         ws = WebSocket(is_client=False, **self.ws_options)
         ws._server_hook = self._request_received
         if self.open_timeout is not None:
-            timer = ws._loop.call_later(self.open_timeout, _abort_if_connecting, ws)
-            ws._closed_waiter.add_done_callback(lambda _: timer.cancel())
+            ws._open_timer = ws._loop.call_later(self.open_timeout, _abort_if_connecting, ws)
         return ws
 
     def _request_received(self, ws: WebSocket, request: Request) -> asyncio.Task[None]:
@@ -222,6 +221,7 @@ class Server:
         response = handshake.build_response(key, subprotocol, extension, headers)
         limit = self.deflate.concurrency_limit if self.deflate is not None else 10
         ws._open(handshake.Accepted(subprotocol, [extension] if extension else [], codec), response, limit)
+        request.compact()
         return handler
 
     async def close(self, code: int = 1001, reason: str = "") -> None:

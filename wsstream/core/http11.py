@@ -114,15 +114,49 @@ class Headers:
 
 
 class Request:
-    """An HTTP request head: the client's upgrade request."""
+    """An HTTP request head: the client's upgrade request.
 
-    __slots__ = ("body", "headers", "method", "path")
+    A parsed request keeps its raw header block; :meth:`compact` drops the parsed :attr:`headers`, which are
+    rebuilt on the next access. A server compacts requests once the handshake is done, because idle
+    connections would otherwise each hold a dozen small header strings they rarely look at again.
+    """
 
-    def __init__(self, path: str, headers: HeadersLike | None = None, method: str = "GET", body: bytes = b"") -> None:
+    __slots__ = ("_headers", "_raw", "body", "method", "path")
+
+    def __init__(
+        self,
+        path: str,
+        headers: HeadersLike | None = None,
+        method: str = "GET",
+        body: bytes = b"",
+        *,
+        raw_headers: bytes | None = None,
+    ) -> None:
         self.method = method
         self.path = path
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self._raw = raw_headers
+        self._headers: Headers | None = (
+            headers if isinstance(headers, Headers) else Headers(headers) if raw_headers is None or headers else None
+        )
         self.body = body
+
+    @property
+    def headers(self) -> Headers:
+        """The header fields."""
+        if self._headers is None:
+            assert self._raw is not None
+            self._headers = _parse_fields(self._raw.split(b"\r\n") if self._raw else [])
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Headers) -> None:
+        self._headers = value
+        self._raw = None
+
+    def compact(self) -> None:
+        """Free the parsed headers of a request that came off the wire (they are parsed again on demand)."""
+        if self._raw is not None:
+            self._headers = None
 
     def serialize(self) -> bytes:
         """The request head as sent on the wire."""
@@ -236,16 +270,7 @@ class HeadParser:
             self.lines.append(line)
 
     def _headers(self) -> Headers:
-        headers = Headers()
-        for line in self.lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep:
-                raise HandshakeError(f"malformed header line {line[:40]!r}")
-            try:
-                headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
-            except (ValueError, UnicodeDecodeError):
-                raise HandshakeError(f"malformed header line {line[:40]!r}") from None
-        return headers
+        return _parse_fields(self.lines[1:])
 
     def request(self) -> Request:
         """The parsed request (call after :meth:`feed` returned True)."""
@@ -259,7 +284,8 @@ class HeadParser:
             path = target.decode("ascii")
         except UnicodeDecodeError:
             raise HandshakeError("request target is not ASCII") from None
-        return Request(path, self._headers(), method.decode("latin-1"))
+        headers = self._headers()  # parsed now so that a malformed head is refused at once
+        return Request(path, headers, method.decode("latin-1"), raw_headers=b"\r\n".join(self.lines[1:]))
 
     def response(self) -> Response:
         """The parsed response head (call after :meth:`feed` returned True); the body is read separately."""
@@ -268,6 +294,20 @@ class HeadParser:
         if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(status) != 3 or not status.isdigit():
             raise HandshakeError(f"malformed status line {self.lines[0][:60]!r}")
         return Response(int(status), self._headers(), reason=reason.decode("latin-1"))
+
+
+def _parse_fields(lines: list[bytes]) -> Headers:
+    """Header fields from their lines (CRLF removed); HandshakeError on a malformed line."""
+    headers = Headers()
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            raise HandshakeError(f"malformed header line {line[:40]!r}")
+        try:
+            headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
+        except (ValueError, UnicodeDecodeError):
+            raise HandshakeError(f"malformed header line {line[:40]!r}") from None
+    return headers
 
 
 def _too_large(message: str) -> HandshakeError:
