@@ -44,10 +44,10 @@ def broadcast(connections: Iterable[WebSocket], message: DataLike, *, binary: bo
         if ws._send_lock is not None and ws._send_lock.locked():
             continue  # a fragmented or offloaded message is in flight: a frame now would corrupt it
         if conn.is_client:
-            transport.write(conn.send_data(opcode, payload, False))
+            ws._write(conn.send_data(opcode, payload, False))
         else:
             if shared is None:
                 shared = build_frame(0x80 | opcode, payload, None)
-            transport.write(shared)
+            ws._write(shared)
         sent += 1
     return sent

@@ -41,6 +41,11 @@ DataLike = Union[str, bytes, bytearray, memoryview]
 
 #: Largest response body kept from a refused handshake (InvalidStatus.response.body).
 MAX_REFUSAL_BODY = 64 * 1024
+#: Frames written while received messages still wait in the queue are collected up to this many bytes and
+#: written with one system call: a handler answering a burst of pipelined messages makes one send(), not one
+#: per message. Nothing is held back otherwise (request/response writes go straight out), and the batch is
+#: written before recv() waits and at the end of the event loop iteration at the latest.
+COALESCE_LIMIT = 16 * 1024
 #: Messages at least this large are compressed in a worker thread: inline, zlib would hold the event loop for
 #: about 2 ms per 64 KiB at the default level, while the thread hand-off costs 5-20 % of that
 #: (bench/bench_deflate.py, docs/compression.md).
@@ -74,6 +79,7 @@ class WebSocket(asyncio.Protocol):
         "_compression_limit",
         "_conn",
         "_drain_waiters",
+        "_flush_scheduled",
         "_handshake_waiter",
         "_head",
         "_keepalive_timer",
@@ -81,6 +87,8 @@ class WebSocket(asyncio.Protocol):
         "_max_queue",
         "_messages",
         "_open_timer",
+        "_out",
+        "_out_size",
         "_pending",
         "_pings",
         "_queue_paused",
@@ -163,6 +171,9 @@ class WebSocket(asyncio.Protocol):
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._open_timer: asyncio.TimerHandle | None = None  # the server's open_timeout, until the handshake ends
+        self._out: list[bytes] | None = None  # frames collected while queued messages are being answered
+        self._out_size = 0
+        self._flush_scheduled = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self._compression_limit = 10
@@ -365,6 +376,8 @@ class WebSocket(asyncio.Protocol):
             raise self._closed_exception()
         if self._recv_waiter is not None:
             raise RuntimeError("another coroutine is already waiting for the next message")
+        if self._out:
+            self._flush()  # about to wait for the peer: what we owe it goes out first
         waiter: asyncio.Future[Data] = self._loop.create_future()
         self._recv_waiter = waiter
         try:
@@ -460,6 +473,7 @@ class WebSocket(asyncio.Protocol):
             self._wake_receiver()
             if not self.is_client or conn.failure is not None:
                 # The server closes TCP first (RFC 6455 7.1.1); a failed connection is closed by either side.
+                self._flush()
                 self._transport.close()
             elif conn.close_handshake_done:
                 self._arm_close_timer()
@@ -468,7 +482,8 @@ class WebSocket(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         if not transport.is_closing():
-            transport.writelines(conn.outgoing) if len(conn.outgoing) > 1 else transport.write(conn.outgoing[0])
+            for frame in conn.outgoing:
+                self._write(frame)
         conn.outgoing.clear()
 
     # ------------------------------------------------------------------ sending
@@ -511,7 +526,7 @@ class WebSocket(asyncio.Protocol):
                 else:
                     frame = b""
                 if frame:
-                    self._transport.write(frame)  # type: ignore[union-attr]
+                    self._write(frame)
                     if self._write_paused:
                         await self._drain()
                     return
@@ -593,9 +608,44 @@ class WebSocket(asyncio.Protocol):
         await self._write_frame(_with_fin(previous))
 
     async def _write_frame(self, frame: bytes) -> None:
-        self._transport.write(frame)  # type: ignore[union-attr]
+        self._write(frame)
         if self._write_paused:
             await self._drain()
+
+    def _write(self, frame: bytes) -> None:
+        """Write one frame after every frame written before it: all frames go out through here."""
+        out = self._out
+        if out:
+            out.append(frame)
+            self._out_size += len(frame)
+            if self._out_size >= COALESCE_LIMIT:
+                self._flush()
+        elif self._messages and len(frame) < COALESCE_LIMIT:
+            # More received messages are queued: the application is working through a burst, so collect.
+            self._out = [frame]
+            self._out_size = len(frame)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_soon)
+        else:
+            self._transport.write(frame)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        """Write the collected frames now, with one system call."""
+        out = self._out
+        if out:
+            self._out = None
+            self._out_size = 0
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                if len(out) == 1:
+                    transport.write(out[0])
+                else:
+                    transport.writelines(out)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     async def _drain(self) -> None:
         transport = self._transport
@@ -631,7 +681,8 @@ class WebSocket(asyncio.Protocol):
         frame = conn.send_ping(payload)
         waiter: asyncio.Future[float] = self._loop.create_future()
         self._pings[payload] = (waiter, self._loop.time())
-        self._transport.write(frame)  # type: ignore[union-attr]
+        self._write(frame)
+        self._flush()
         return await waiter
 
     async def pong(self, data: DataLike = b"") -> None:
@@ -639,7 +690,7 @@ class WebSocket(asyncio.Protocol):
         conn = self._conn
         if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
             raise self._send_closed_exception()
-        self._transport.write(conn.send_pong(data.encode() if isinstance(data, str) else bytes(data)))  # type: ignore[union-attr]
+        self._write(conn.send_pong(data.encode() if isinstance(data, str) else bytes(data)))
 
     def _receive_pong(self, payload: bytes) -> None:
         pings = self._pings
@@ -664,7 +715,7 @@ class WebSocket(asyncio.Protocol):
             return
         payload = os.urandom(4)
         self._pings[payload] = (None, self._loop.time())
-        transport.write(conn.send_ping(payload))
+        self._write(conn.send_ping(payload))
         if self.ping_timeout is not None:
             self._keepalive_timer = self._loop.call_later(self.ping_timeout, self._keepalive_check, payload)
         elif self.ping_interval is not None:
@@ -695,7 +746,8 @@ class WebSocket(asyncio.Protocol):
         if conn.state != State.CLOSED and not transport.is_closing():
             frame = conn.send_close(code, reason)
             if frame:
-                transport.write(frame)
+                self._write(frame)
+            self._flush()
             # The peer's Close can only be seen by reading: a paused connection would wait for close_timeout.
             if self._user_paused or self._queue_paused:
                 self._user_paused = self._queue_paused = False
@@ -724,7 +776,8 @@ class WebSocket(asyncio.Protocol):
         if conn is not None and transport is not None and not transport.is_closing():
             frame = conn.send_close(code, reason)
             if frame:
-                transport.write(frame)
+                self._write(frame)
+            self._flush()
             conn.failure = conn.failure or ProtocolError(reason, code)
             transport.close()
             self._wake_receiver()
@@ -793,7 +846,7 @@ class WebSocket(asyncio.Protocol):
     @property
     def buffered_amount(self) -> int:
         """Bytes accepted by :meth:`send` and not yet written to the socket."""
-        return self._transport.get_write_buffer_size() if self._transport is not None else 0
+        return self._out_size + (self._transport.get_write_buffer_size() if self._transport is not None else 0)
 
     @property
     def transport(self) -> asyncio.Transport | None:

@@ -35,7 +35,7 @@ def send_nowait(ws: WebSocket, opcode: int, data: bytes | bytearray | memoryview
     """Write one whole data message as a frame now (compressed if deflate was agreed); check can_send first."""
     conn = ws._conn
     assert conn is not None and ws._transport is not None
-    ws._transport.write(conn.send_data(opcode, data))
+    ws._write(conn.send_data(opcode, data))
 
 
 def send_close_nowait(ws: WebSocket, code: int, reason: str) -> bool:
@@ -47,7 +47,8 @@ def send_close_nowait(ws: WebSocket, code: int, reason: str) -> bool:
     frame = conn.send_close(code, reason)
     if not frame:
         return False
-    transport.write(frame)
+    ws._write(frame)
+    ws._flush()
     return True
 
 
