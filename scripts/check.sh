@@ -40,7 +40,8 @@ for version in 3.10 3.12 3.13; do
     other="$repo/.tools/py$version/bin/python"
     if [ -x "$other" ]; then
         step "pytest on Python $version" "$other" -m pytest -q -p no:cacheprovider \
-            tests/core tests/test_connection.py tests/test_client.py tests/test_server.py tests/streams
+            tests/core tests/test_connection.py tests/test_client.py tests/test_server.py tests/streams \
+            tests/connectors/test_chain.py tests/connectors/test_direct.py
     elif [ -n "${WSSTREAM_REQUIRE_ALL:-}" ] && [ "${WSSTREAM_REQUIRE_ALL}" != 0 ]; then
         echo "=== Python $version: missing (.ci/install-pythons.sh makes it)"; failed+=("python $version")
     fi

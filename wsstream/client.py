@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .connection import WebSocket
+from .connectors import DirectConnector, UnixConnector, connector_for_proxy, proxy_from_environment
 from .core import handshake
 from .core.http11 import HeadersLike
 from .core.uri import WebSocketURI, parse_uri
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["connect"]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_DIRECT = DirectConnector()
 
 
 def _default_ssl_context() -> ssl_module.SSLContext:
@@ -107,6 +109,7 @@ class connect:
             auto_pong=auto_pong,
         )
         self._ws: WebSocket | None = None
+        self._deadline: float | None = None
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
         return self._connect_with_timeout().__await__()
@@ -122,12 +125,16 @@ class connect:
             await self._ws.close()
 
     async def _connect_with_timeout(self) -> WebSocket:
-        if self.open_timeout is None:
-            return await self._connect()
-        try:
-            return await asyncio.wait_for(self._connect(), self.open_timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"timed out after {self.open_timeout} s opening {self.uri}") from None
+        # open_timeout bounds the whole connect; each step gets what is left of it so that a timeout names the
+        # step (and the proxy hop) that used it up.
+        loop = asyncio.get_running_loop()
+        self._deadline = None if self.open_timeout is None else loop.time() + self.open_timeout
+        return await self._connect()
+
+    def _remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
 
     async def _connect(self) -> WebSocket:
         uri_text = self.uri
@@ -175,29 +182,20 @@ class connect:
         def factory() -> WebSocket:
             return WebSocket(is_client=True, **self.ws_options)
 
-        loop = asyncio.get_running_loop()
         connector = self.connector
-        if connector is None and wsuri.unix_path is None and self.proxy is not None:
-            from .connectors import connector_for_proxy, proxy_from_environment
-
-            proxy_url = proxy_from_environment(self._uri_for(wsuri)) if self.proxy is True else self.proxy
-            if proxy_url is not None:
-                connector = connector_for_proxy(proxy_url)
-        if connector is not None:
-            _, protocol = await connector.connect(
-                factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname,
-                timeout=self.open_timeout,
-            )
-            assert isinstance(protocol, WebSocket)
-            ws = protocol
-        elif wsuri.unix_path is not None:
-            _, ws = await loop.create_unix_connection(
-                factory, wsuri.unix_path, ssl=ssl_context, server_hostname=server_hostname
-            )
-        else:
-            _, ws = await loop.create_connection(
-                factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname
-            )
+        if connector is None:
+            if wsuri.unix_path is not None:
+                connector = UnixConnector(wsuri.unix_path)
+            elif self.proxy is not None:
+                proxy_url = proxy_from_environment(self._uri_for(wsuri)) if self.proxy is True else self.proxy
+                if proxy_url is not None:
+                    connector = connector_for_proxy(proxy_url)
+        _, protocol = await (connector or _DIRECT).connect(
+            factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname,
+            timeout=self._remaining(),
+        )
+        assert isinstance(protocol, WebSocket)
+        ws = protocol
         try:
             key = handshake.generate_key()
             request = handshake.build_request(
@@ -206,7 +204,13 @@ class connect:
                 extensions=self.deflate.client_offer() if self.deflate is not None else None,
                 **self.options,
             )
-            response = await ws._client_handshake(request)
+            remaining = self._remaining()
+            try:
+                response = await asyncio.wait_for(ws._client_handshake(request), remaining)
+            except asyncio.TimeoutError:
+                raise TimeoutError(
+                    f"timed out after {self.open_timeout:g} s: waiting for the opening handshake with {self.uri}"
+                ) from None
             if response.status in _REDIRECTS and self.follow_redirects:
                 return ws
             accepted = handshake.check_response(
