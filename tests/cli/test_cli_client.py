@@ -195,6 +195,7 @@ async def test_sigterm_closes_normally(echo_uri: str) -> None:
         ["-l", "0", "ws://127.0.0.1:1/"],
         ["--exec", "cat", "ws://127.0.0.1:1/"],
         ["-l", "0", "--forward", "nohost"],
+        ["-l", "0", "--exec", "no-such-command-for-wsstream"],
         ["-H", "no colon", "ws://127.0.0.1:1/"],
         ["--max-size", "lots", "ws://127.0.0.1:1/"],
     ],

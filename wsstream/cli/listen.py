@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import cast
@@ -159,9 +160,14 @@ class _Listener:
         if ws.request is not None:
             env["REQUEST_URI"] = ws.request.path
             env["QUERY_STRING"] = ws.request.path.partition("?")[2]
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, limit=EXEC_LINE_LIMIT
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, limit=EXEC_LINE_LIMIT
+            )
+        except OSError as exc:
+            logger.warning("cannot run %s: %s", argv[0], describe(exc))
+            await close_discarding(ws, 1011, "cannot run the command")
+            return
         assert proc.stdin is not None and proc.stdout is not None
         proc_in, proc_out = proc.stdin, proc.stdout
         progress = self.progress
@@ -247,19 +253,25 @@ class _Listener:
                 await tcp_writer.wait_closed()
 
 
+def _signal(proc: asyncio.subprocess.Process, signum: int) -> None:
+    # Not proc.send_signal(): Popen.send_signal() first polls the child with waitpid(WNOHANG) and can reap it
+    # behind asyncio's child watcher, which then logs "Unknown child process" and reports status 255.
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signum)
+
+
 async def _stop_process(proc: asyncio.subprocess.Process) -> None:
     """Close the command's stdin, then SIGTERM, then SIGKILL after :data:`KILL_GRACE` seconds."""
     if proc.stdin is not None:
         proc.stdin.close()
     if proc.returncode is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
+    _signal(proc, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), KILL_GRACE)
     except asyncio.TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        _signal(proc, signal.SIGKILL)
         await proc.wait()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -242,6 +243,8 @@ def parse_args(argv: list[str]) -> Options:
         exec_argv = shlex.split(exec_argv[0])
         if not exec_argv:
             raise UsageError("--exec needs a command")
+    if exec_argv and shutil.which(exec_argv[0]) is None:
+        raise UsageError(f"--exec: command not found: {exec_argv[0]}")
     if exec_argv and ns.forward:
         raise UsageError("--exec and --forward exclude each other")
     if (exec_argv or ns.forward) and not listen:
