@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import wsstream
-from tests.cli.cli_support import TIMEOUT, cli, finish, free_port, read_line, run_cli
+from tests.cli.cli_support import TIMEOUT, cli, exchange, finish, free_port, read_line, run_cli
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -296,3 +296,10 @@ async def test_binary_server_close_ends_the_run(code: int, status: int, message:
     # After an abnormal close, asyncio's StreamReader raises at once and drops what it still buffers, so
     # only the exit status and reason are certain then.
     assert result == (status, message)
+
+
+async def test_unix_socket_url(tmp_path: Path) -> None:
+    path = tmp_path / "ws.sock"
+    async with wsstream.serve(wsstream_echo, unix_socket=path):
+        status, replies, err = await exchange(f"ws+unix://{path}:/chat", lines=[b"over a unix socket"])
+    assert (status, replies, err) == (0, [b"over a unix socket\n"], b"")

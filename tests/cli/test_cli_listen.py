@@ -159,3 +159,20 @@ async def test_exec_text_mode_lines_become_messages() -> None:
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "<b c>"
         status, err = await finish(server, stop=True)
     assert (status, err) == (0, b"")
+
+
+async def test_listen_stdin_goes_to_every_client_and_both_reach_stdout() -> None:
+    async with cli("-l", "127.0.0.1:0") as server:
+        port = await listening_port(server)
+        url = f"ws://127.0.0.1:{port}/"
+        async with wsstream.connect(url, proxy=None) as one, wsstream.connect(url, proxy=None) as two:
+            await one.send("from one")
+            assert await read_line(server) == b"from one\n"
+            await two.send("from two")  # both connections are open and registered by now
+            assert await read_line(server) == b"from two\n"
+            assert server.stdin is not None
+            server.stdin.write(b"to all\n")
+            assert await asyncio.wait_for(one.recv(), TIMEOUT) == "to all"
+            assert await asyncio.wait_for(two.recv(), TIMEOUT) == "to all"
+        status, err = await finish(server, stop=True)
+    assert (status, err) == (0, b"")
