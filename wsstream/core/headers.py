@@ -8,7 +8,7 @@ input.
 from __future__ import annotations
 
 from ..exceptions import HandshakeError
-from .http11 import is_token
+from .http11 import TOKEN, is_token
 
 __all__ = ["ExtensionOffer", "format_extension", "parse_extension_list", "parse_token_list"]
 
@@ -47,14 +47,11 @@ class _Scanner:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def token(self) -> str:
-        start = pos = self.pos
-        text = self.text
-        while pos < len(text) and is_token(text[pos]):
-            pos += 1
-        if pos == start:
-            raise HandshakeError(f"expected a token at position {start} of {text[:80]!r}")
-        self.pos = pos
-        return text[start:pos]
+        match = TOKEN.match(self.text, self.pos)
+        if match is None:
+            raise HandshakeError(f"expected a token at position {self.pos} of {self.text[:80]!r}")
+        self.pos = match.end()
+        return match.group()
 
     def quoted_string(self) -> str:
         text = self.text
