@@ -265,9 +265,7 @@ def _node_args(subprotocols: Sequence[str] | None, deflate: bool) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def node_server(
-    events: PeerEvents, *, subprotocols: Sequence[str] | None, deflate: bool
-) -> AsyncIterator[str]:
+async def node_server(events: PeerEvents, *, subprotocols: Sequence[str] | None, deflate: bool) -> AsyncIterator[str]:
     """A Node ws peer server on loopback; yields its ws:// base URI."""
     peer = await NodeProcess.start("peer_server.js", ["0", *_node_args(subprotocols, deflate)], events)
     try:

@@ -135,9 +135,7 @@ async def test_ping_from_peer_gets_a_pong(kind: str) -> None:
 # --- closing
 
 
-@pytest.mark.parametrize(
-    ("code", "reason"), [(1000, ""), (1001, "going away"), (4001, "wsstream dit adiós ✓")]
-)
+@pytest.mark.parametrize(("code", "reason"), [(1000, ""), (1001, "going away"), (4001, "wsstream dit adiós ✓")])
 async def test_close_from_wsstream(kind: str, code: int, reason: str) -> None:
     async with open_pair(kind) as pair:
         await asyncio.wait_for(pair.ws.close(code, reason), WAIT)
