@@ -111,9 +111,7 @@ async def main(argv: list[str] | None = None) -> int:
         try:
             await asyncio.wait_for(_echo_until_closed(connect, uri), args.case_timeout)
         except asyncio.TimeoutError:
-            print(
-                f"client: case {number}: no close within {args.case_timeout} s", file=sys.stderr, flush=True
-            )
+            print(f"client: case {number}: no close within {args.case_timeout} s", file=sys.stderr, flush=True)
         except Exception as exc:  # any failure is the case's result: Autobahn judges it
             print(f"client: case {number}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 

@@ -35,9 +35,7 @@ async def _serve_wsstream(host: str, port: int, compression: bool) -> tuple[Any,
             async for message in ws:
                 await ws.send(message)
 
-    server = await wsstream.serve(
-        echo, host, port, max_size=MAX_SIZE, compression="deflate" if compression else None
-    )
+    server = await wsstream.serve(echo, host, port, max_size=MAX_SIZE, compression="deflate" if compression else None)
     bound = server.port
     if bound is None:
         raise RuntimeError("wsstream.serve() reports no port")

@@ -68,9 +68,7 @@ def find_python27(explicit: str | None) -> str:
     pyenv = shutil.which("pyenv")
     if pyenv:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            roots.insert(
-                0, subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30).stdout.strip()
-            )
+            roots.insert(0, subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30).stdout.strip())
     candidates += [f"{root}/versions/2.7.18/bin/python2.7" for root in roots if root]
     found = shutil.which("python2.7")
     if found:
@@ -79,9 +77,7 @@ def find_python27(explicit: str | None) -> str:
         if os.access(candidate, os.X_OK):
             return candidate
     raise HarnessError(
-        "no Python 2.7 found (wstest needs it): tried "
-        + ", ".join(candidates)
-        + "; pass --python2 or set PYTHON27"
+        "no Python 2.7 found (wstest needs it): tried " + ", ".join(candidates) + "; pass --python2 or set PYTHON27"
     )
 
 
@@ -114,9 +110,7 @@ def ensure_wstest(python2: str | None = None, *, quiet: bool = False) -> Path:
             return wstest
         started = time.monotonic()
         if not quiet:
-            print(
-                f"autobahn: creating the Python 2.7 wstest environment in {root} (about a minute)", flush=True
-            )
+            print(f"autobahn: creating the Python 2.7 wstest environment in {root} (about a minute)", flush=True)
         interpreter = find_python27(python2)
         for stale in (env27, root / "venv-tools"):
             shutil.rmtree(stale, ignore_errors=True)
@@ -270,9 +264,7 @@ def run_server_role(args: argparse.Namespace, wstest: Path, outdir: Path) -> Non
         try:
             status = fuzzer.wait(args.timeout)
         except subprocess.TimeoutExpired:
-            raise HarnessError(
-                f"wstest fuzzingclient still running after {args.timeout:.0f} s; killed"
-            ) from None
+            raise HarnessError(f"wstest fuzzingclient still running after {args.timeout:.0f} s; killed") from None
         finally:
             stop(fuzzer)
         if status != 0:
@@ -309,9 +301,7 @@ def run_client_role(args: argparse.Namespace, wstest: Path, outdir: Path) -> Non
         try:
             status = driver.wait(args.timeout)
         except subprocess.TimeoutExpired:
-            raise HarnessError(
-                f"the client driver still running after {args.timeout:.0f} s; killed"
-            ) from None
+            raise HarnessError(f"the client driver still running after {args.timeout:.0f} s; killed") from None
         finally:
             stop(driver)
         if status != 0:
@@ -360,15 +350,11 @@ def case_details(outdir: Path, entry: dict[str, Any]) -> dict[str, Any]:
         "received",
     ):
         if key in data:
-            details[key] = (
-                _short(data[key]) if key in ("expected", "received", "expectedClose") else data[key]
-            )
+            details[key] = _short(data[key]) if key in ("expected", "received", "expectedClose") else data[key]
     return details
 
 
-def summarise(
-    role: str, args: argparse.Namespace, outdir: Path, seconds: float, error: str | None
-) -> dict[str, Any]:
+def summarise(role: str, args: argparse.Namespace, outdir: Path, seconds: float, error: str | None) -> dict[str, Any]:
     """Read index.json for this role and print the human summary; return the machine summary."""
     summary: dict[str, Any] = {
         "role": role,
@@ -437,9 +423,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: all; 12.* and 13.* are dropped unless --compression)",
     )
     parser.add_argument("--exclude", default="", help="comma-separated wstest patterns to leave out")
-    parser.add_argument(
-        "--compression", action="store_true", help="turn on permessage-deflate; allow 12.*/13.*"
-    )
+    parser.add_argument("--compression", action="store_true", help="turn on permessage-deflate; allow 12.*/13.*")
     parser.add_argument("--agent", default="wsstream", help="agent name in the reports")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the side under test")
     parser.add_argument(
@@ -449,9 +433,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="library under test (websockets = known-good stand-in to prove the harness)",
     )
     parser.add_argument("--python2", default=None, help="Python 2.7 interpreter for wstest's environment")
-    parser.add_argument(
-        "--reports", type=Path, default=REPO / "reports" / "autobahn", help="report directory"
-    )
+    parser.add_argument("--reports", type=Path, default=REPO / "reports" / "autobahn", help="report directory")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -499,9 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = not harness_failed and not cases_failed
     # One line: a long traceback in an error is cut to its last, most telling, part.
     line = {
-        "autobahn": {
-            r: {**s, "error": s["error"] and _short(s["error"][-400:])} for r, s in summaries.items()
-        },
+        "autobahn": {r: {**s, "error": s["error"] and _short(s["error"][-400:])} for r, s in summaries.items()},
         "ok": ok,
     }
     print(json.dumps(line, separators=(",", ":")))
