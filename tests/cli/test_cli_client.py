@@ -270,6 +270,7 @@ async def test_oneshot_waits_for_the_reply_after_stdin_eof(echo_uri: str) -> Non
 async def test_linger_keeps_the_connection_for_late_replies() -> None:
     async def slow_echo(ws: wsstream.WebSocket) -> None:
         async for message in ws:
+            assert isinstance(message, str)
             await asyncio.sleep(0.2)  # the reply comes after stdin EOF has been seen
             await ws.send(f"re: {message}")
 
