@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,10 +21,12 @@ from pathlib import Path
 import run
 
 BENCH = Path(__file__).resolve().parent
+_LINE = re.compile(r":\d+\)$")
+_IDLE = ("EpollSelector.select", "select (selectors.py", "PollSelector.select")
 
 
 def collapse(path: Path) -> tuple[collections.Counter[str], collections.Counter[str], int]:
-    """Own-time and total-time sample counts per function from py-spy's collapsed ("raw") output."""
+    """Own and total sample counts per function from py-spy's collapsed ("raw") output, idle waits dropped."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     samples = 0
@@ -32,9 +35,10 @@ def collapse(path: Path) -> tuple[collections.Counter[str], collections.Counter[
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
-        if not frames:
-            continue
+        # One entry per function, not per line: "send (wsstream/connection.py:514)" -> "send (wsstream/...py)".
+        frames = [_LINE.sub(")", f) for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if not frames or frames[-1].startswith(_IDLE):
+            continue  # waiting in epoll is idle time, not cost
         samples += n
         own[frames[-1]] += n
         for f in set(frames):
@@ -46,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the profile and print the tables."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--impl", default="wsstream", choices=[i for i in run.PYTHON_IMPLS if i != "raw"])
-    p.add_argument("--workload", default="rr32", choices=["rr32", "stream64", "msg16k", "msg1m", "conc200"])
+    p.add_argument(
+        "--workload", default="rr32", choices=["rr32", "stream64", "msg16k", "msg1m", "conc200", "handshake"]
+    )
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=15)
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             preexec_fn=run._pin(run.CLIENT_CPU),  # sampling cost lands beside the client, not on the server's core
         )
         done = subprocess.run(
-            run._client_cmd(run.DRIVER, args.workload, port, args.seconds + 1, 0, args.uvloop),
+            run._client_cmd(run.DRIVER, args.workload, port, args.seconds + 1, server.pid, args.uvloop),
             capture_output=True,
             env=run._env(run.DRIVER),
             preexec_fn=run._pin(run.CLIENT_CPU),
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         run._stop(server)
     own, total, samples = collapse(out)
-    print(f"# {args.impl} server, {args.workload}, {samples} samples; collapsed stacks: {out}")
+    print(f"# {args.impl} server, {args.workload}, {samples} busy samples; collapsed stacks: {out}")
     print(f"\n| own % | total % | function ({args.top} by own time) |\n|---|---|---|")
     for fn, n in own.most_common(args.top):
         print(f"| {100 * n / samples:.1f} | {100 * total[fn] / samples:.1f} | `{fn}` |")

@@ -289,9 +289,12 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
                 if wl in workloads:
                     vs_raw = ratios(role, impl, wl)
                     vs_ws = ratios(role, impl, wl, base="websockets")
+                    cpu_raw = ratios(role, impl, wl, cpu=True)
+                    cpu_ws = ratios(role, impl, wl, base="websockets", cpu=True)
                     out.append(
                         f"- {wl} as {role}: {_cell(vs_raw, '.2f')} x raw (target >= 1.0), "
-                        f"{_cell(vs_ws, '.2f')} x websockets (target >= 1.8)"
+                        f"{_cell(vs_ws, '.2f')} x websockets (target >= 1.8); by CPU per message: "
+                        f"{_cell(cpu_raw, '.2f')} x raw, {_cell(cpu_ws, '.2f')} x websockets"
                     )
         if "msg1m" in workloads:
             out.append(
@@ -307,8 +310,10 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
             out.append(
                 "- handshake as server: "
                 f"{_cell(ratios('server', impl, 'handshake', base='websockets'), '.2f')}"
-                f" x websockets (target >= 1.5); as client: "
-                f"{_cell(ratios('client', impl, 'handshake', base='websockets'), '.2f')}"
+                f" x websockets (target >= 1.5), by CPU per handshake "
+                f"{_cell(ratios('server', impl, 'handshake', base='websockets', cpu=True), '.2f')}; as client: "
+                f"{_cell(ratios('client', impl, 'handshake', base='websockets'), '.2f')}, by CPU "
+                f"{_cell(ratios('client', impl, 'handshake', base='websockets', cpu=True), '.2f')}"
             )
     return "\n".join(out)
 
@@ -325,7 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-every-round", action="store_true", help="measure idle memory in every round")
     p.add_argument("--seed", type=int, default=1, help="seed for the per-round shuffle of the pair order")
     p.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    p.add_argument("--from", dest="saved", type=Path, help="print the tables of a saved --out file and exit")
     args = p.parse_args(argv)
+    if args.saved:
+        saved = [json.loads(x) for x in args.saved.read_text().splitlines() if x.startswith("{")]
+        seen = {r["server"] for r in saved} | {r["client"] for r in saved}
+        print(summarise(saved, [i for i in ALL_IMPLS if i in seen], 1 + max(r["round"] for r in saved)))
+        return 0
     repeat = args.repeat or (1 if args.quick else 3)
     seconds = args.duration or (0.5 if args.quick else 1.0)
     workloads = [w for w in args.workloads.split(",") if w]
