@@ -304,3 +304,24 @@ async def test_unix_socket_url(tmp_path: Path) -> None:
     async with wsstream.serve(wsstream_echo, unix_socket=path):
         status, replies, err = await exchange(f"ws+unix://{path}:/chat", lines=[b"over a unix socket"])
     assert (status, replies, err) == (0, [b"over a unix socket\n"], b"")
+
+
+async def test_binary_over_a_socketpair_as_stdin_and_stdout(echo_uri: str) -> None:
+    """ProxyCommand style: ssh hands the command one end of a socket pair as both stdin and stdout."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    try:
+        async with cli("--no-proxy", "--binary", "-q", echo_uri, stdin=theirs.fileno(),
+                       stdout=theirs.fileno()) as proc:
+            theirs.close()
+            reader, writer = await asyncio.open_connection(sock=ours)
+            payload = os.urandom(1 << 20)
+            writer.write(payload)
+            assert await asyncio.wait_for(reader.readexactly(len(payload)), TIMEOUT) == payload
+            writer.write_eof()  # stdin EOF for the CLI: Close 1000, then the exit
+            status, err = await finish(proc)
+            writer.close()
+    finally:
+        theirs.close()
+    assert (status, err) == (0, b"")

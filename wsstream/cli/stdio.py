@@ -1,19 +1,21 @@
 """Non-blocking stdin and stdout for the event loop: :func:`open_stdio`.
 
-Pipes and sockets go through ``loop.connect_read_pipe`` / ``connect_write_pipe`` (on duplicated descriptors, so
-closing the transports leaves fds 0 and 1 alone). Regular files, ttys and ``/dev/null`` cannot be registered with
-epoll, so they are served by a daemon thread instead; so is a stdout pipe shared with stderr, because making it
-non-blocking would make our own stderr messages fail with EAGAIN. Either way the caller gets an
-``asyncio.StreamReader`` with real back-pressure (the reading thread waits while the buffer is full) and a writer
-with ``write``/``drain``/``close``/``wait_closed``.
+Pipes go through ``loop.connect_read_pipe`` / ``connect_write_pipe`` (on duplicated descriptors, so closing the
+transports leaves fds 0 and 1 alone); a socket that is both stdin and stdout becomes one socket transport (its
+``write_eof()`` is a real half-close). Regular files, ttys and ``/dev/null`` cannot be registered with epoll, so
+a daemon thread serves them instead; so is a stdout pipe shared with stderr (non-blocking, it would make our own
+stderr messages fail with EAGAIN). Either way the caller gets an ``asyncio.StreamReader`` with real
+back-pressure (the reading thread waits while the buffer is full) and a writer with
+``write``/``drain``/``close``/``wait_closed``. Descriptors made non-blocking are made blocking again on close:
+the shell shares them.
 """
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
 import queue
+import socket
 import stat
 import sys
 import threading
@@ -43,13 +45,13 @@ class ByteWriter(Protocol):
     async def wait_closed(self) -> None: ...
 
 
-def _pollable(fd: int) -> bool:
-    """Whether epoll accepts ``fd``: pipes and sockets do; files, ttys and /dev/null do not (or should not)."""
+def _kind(fd: int) -> str:
+    """"fifo", "socket" (both pollable by epoll) or "other" (files, ttys, /dev/null: not, or not safely)."""
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        return "other"
+    return "fifo" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "other"
 
 
 def _same_file(fd1: int, fd2: int) -> bool:
@@ -209,11 +211,19 @@ class Stdio:
 async def open_stdio(limit: int = 2**20) -> Stdio:
     """Wrap fds 0 and 1 for the running loop; ``limit`` is the StreamReader limit (and longest line)."""
     loop = asyncio.get_running_loop()
+    sys.stdout.flush()
+    if _kind(0) == "socket" and _same_file(0, 1):
+        # One socket as both (inetd, some ProxyCommand setups): one full-duplex transport, whose write_eof()
+        # is a real shutdown(SHUT_WR). A write-pipe transport would take incoming data for a hang-up.
+        sock = socket.socket(fileno=os.dup(0))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=limit)
+        writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        return Stdio(reader, writer, [], [0])
+
     transports: list[asyncio.BaseTransport] = []
     nonblocking: list[int] = []
-
     stdin = asyncio.StreamReader(limit=limit)
-    if _pollable(0):
+    if _kind(0) in ("fifo", "socket"):
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(stdin), os.fdopen(os.dup(0), "rb", 0)
         )
@@ -226,8 +236,7 @@ async def open_stdio(limit: int = 2**20) -> Stdio:
                          daemon=True).start()
 
     stdout: ByteWriter
-    if _pollable(1) and not _same_file(1, 2):
-        sys.stdout.flush()
+    if _kind(1) == "fifo" and not _same_file(1, 2):
         w_transport, w_protocol = await loop.connect_write_pipe(
             lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(os.dup(1), "wb", 0)
         )
@@ -235,5 +244,7 @@ async def open_stdio(limit: int = 2**20) -> Stdio:
         stdout = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
         nonblocking.append(1)
     else:
+        # Files, ttys, a pipe shared with stderr, and a socket of its own (a write-pipe transport watches a
+        # socket for readability as a sign of hang-up, which data sent our way would trigger).
         stdout = ThreadWriter(1, loop)
     return Stdio(stdin, stdout, transports, nonblocking)
