@@ -11,7 +11,6 @@ import pytest
 
 import wsstream
 from tests.cli.cli_support import TIMEOUT, cli, finish, free_port, listening_port
-from wsstream.streams import open_connection
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,7 +37,7 @@ async def test_forward_to_a_tcp_echo_server(tcp_echo_port: int) -> None:
     payload = os.urandom(3 * 2**20)
     async with cli("-l", "127.0.0.1:0", "--forward", f"127.0.0.1:{tcp_echo_port}") as server:
         port = await listening_port(server)
-        reader, writer = await open_connection(f"ws://127.0.0.1:{port}/", proxy=None)
+        reader, writer = await wsstream.open_connection(f"ws://127.0.0.1:{port}/", proxy=None)
 
         async def send() -> None:
             for offset in range(0, len(payload), 50_000):
