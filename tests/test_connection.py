@@ -280,3 +280,32 @@ async def test_properties(echo_server: wsstream.WebSocketServer, echo_uri: str) 
         assert ws.buffered_amount == 0
         assert ws.close_code is None
     assert ws.state == State.CLOSED and ws.close_code == 1000
+
+
+async def test_messages_sent_before_a_close_are_answered_before_the_close_reply(echo_uri: str) -> None:
+    # The client sends three messages and its Close back to back: the echo handler still answers each one,
+    # because the server replies to the Close only once the queued messages have been read.
+    ws = await connect(echo_uri)
+    assert ws.transport is not None and ws._conn is not None
+    conn = ws._conn
+    burst = conn.send_text(b"one") + conn.send_text(b"two") + conn.send_text(b"three") + conn.send_close(1000)
+    ws.transport.write(burst)
+    received = []
+    with pytest.raises(ConnectionClosedOK):
+        while True:
+            received.append(await asyncio.wait_for(ws.recv(), 5))
+    assert received == ["one", "two", "three"]
+    assert ws.close_code == 1000
+    await ws.wait_closed()
+
+
+async def test_handler_that_stops_reading_does_not_delay_the_close() -> None:
+    async def waiter(ws: wsstream.WebSocket) -> None:
+        await ws.wait_closed()
+
+    async with wsstream.serve(waiter, "127.0.0.1", 0, close_timeout=30) as server:
+        ws = await connect(f"ws://127.0.0.1:{server.port}")
+        await ws.send("never read")
+        # The server's handler reads nothing; our close must not wait for its 30 s close_timeout.
+        await asyncio.wait_for(ws.close(), 5)
+        assert ws.close_code == 1000

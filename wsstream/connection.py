@@ -92,6 +92,7 @@ class WebSocket(asyncio.Protocol):
         "_pending",
         "_pings",
         "_queue_paused",
+        "_reading_stopped",
         "_recv_waiter",
         "_refusal_body_left",
         "_resume_at",
@@ -174,6 +175,7 @@ class WebSocket(asyncio.Protocol):
         self._out: list[bytes] | None = None  # frames collected while queued messages are being answered
         self._out_size = 0
         self._flush_scheduled = False
+        self._reading_stopped = False  # the application waits in wait_closed(): it reads no more messages
         self._close_timer: asyncio.TimerHandle | None = None
         self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
         self._compression_limit = 10
@@ -345,6 +347,7 @@ class WebSocket(asyncio.Protocol):
             auto_pong=self.auto_pong,
             skip_utf8_validation=self.skip_utf8_validation,
             deflate=accepted.deflate,
+            auto_close_reply=False,
         )
         if response is not None:
             self.response = response
@@ -373,6 +376,9 @@ class WebSocket(asyncio.Protocol):
                 self._resume_from_queue()
             return message
         if self._receiving_done():
+            conn = self._conn
+            if conn is not None and conn.close_received is not None and conn.close_sent is None:
+                self._reply_to_close()  # every message before the peer's Close has been read
             raise self._closed_exception()
         if self._recv_waiter is not None:
             raise RuntimeError("another coroutine is already waiting for the next message")
@@ -470,13 +476,37 @@ class WebSocket(asyncio.Protocol):
             assert conn is not None and self._transport is not None
             if isinstance(event, ProtocolError):
                 logger.debug("failing the connection: %s", event)
-            self._wake_receiver()
-            if not self.is_client or conn.failure is not None:
-                # The server closes TCP first (RFC 6455 7.1.1); a failed connection is closed by either side.
-                self._flush()
-                self._transport.close()
-            elif conn.close_handshake_done:
-                self._arm_close_timer()
+            elif conn.close_sent is None:
+                if self._messages and self._sink is None and not self._reading_stopped:
+                    # Messages the peer sent before its Close are still unread: let the application answer
+                    # them before our Close goes out (recv() sends it once the queue is empty), within
+                    # close_timeout.
+                    self._arm_close_timer(self._reply_to_close)
+                    return
+                self._write(conn.reply_to_close())
+            self._end_closing_handshake()
+
+    def _reply_to_close(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.close_sent is None and self._transport is not None:
+            if self._close_timer is not None:
+                self._close_timer.cancel()
+                self._close_timer = None
+            if not self._transport.is_closing():
+                self._write(conn.reply_to_close())
+            self._end_closing_handshake()
+
+    def _end_closing_handshake(self) -> None:
+        """Both Closes are out (or the connection failed): wake the receiver and let TCP go."""
+        conn = self._conn
+        assert conn is not None and self._transport is not None
+        self._wake_receiver()
+        if not self.is_client or conn.failure is not None:
+            # The server closes TCP first (RFC 6455 7.1.1); a failed connection is closed by either side.
+            self._flush()
+            self._transport.close()
+        elif conn.close_handshake_done:
+            self._arm_close_timer()
 
     def _flush_outgoing(self, conn: Connection) -> None:
         transport = self._transport
@@ -503,7 +533,7 @@ class WebSocket(asyncio.Protocol):
         ``write_limit``. Raises :class:`ConnectionClosed` once the closing handshake has started.
         """
         conn = self._conn
-        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+        if conn is None or not conn.can_send_data:
             raise self._send_closed_exception()
         lock = self._send_lock
         if lock is None or not lock.locked():
@@ -544,7 +574,7 @@ class WebSocket(asyncio.Protocol):
     ) -> None:
         """The whole of :meth:`send` for a caller holding the send lock."""
         conn = self._conn
-        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+        if conn is None or not conn.can_send_data:
             raise self._send_closed_exception()
         if isinstance(message, str):
             opcode = OP_BINARY if binary else OP_TEXT
@@ -569,7 +599,7 @@ class WebSocket(asyncio.Protocol):
             data = bytes(data)  # the caller may reuse its buffer while we wait
             async with compression_limiter(self._loop, self._compression_limit):
                 payload = await self._loop.run_in_executor(None, deflate.compress, data)
-            if conn.close_sent is not None or conn.state != State.OPEN:
+            if not conn.can_send_data:
                 raise self._send_closed_exception()
             frame = conn.send_compressed(opcode, payload)
         await self._write_frame(frame)
@@ -592,7 +622,7 @@ class WebSocket(asyncio.Protocol):
                 first = OP_CONT
             if previous is not None:
                 await self._write_frame(previous)
-            if conn.close_sent is not None or conn.state != State.OPEN:
+            if not conn.can_send_data:
                 raise self._send_closed_exception()
             previous = conn.send_data(first, data, False, fin=False)
 
@@ -669,7 +699,7 @@ class WebSocket(asyncio.Protocol):
         An empty ``data`` is replaced by 4 random bytes so that concurrent pings can be told apart.
         """
         conn = self._conn
-        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+        if conn is None or not conn.can_send_data:
             raise self._send_closed_exception()
         payload = data.encode() if isinstance(data, str) else bytes(data)
         if not payload:
@@ -688,7 +718,7 @@ class WebSocket(asyncio.Protocol):
     async def pong(self, data: DataLike = b"") -> None:
         """Send an unsolicited Pong (or answer a Ping yourself when ``auto_pong=False``)."""
         conn = self._conn
-        if conn is None or conn.close_sent is not None or conn.state != State.OPEN:
+        if conn is None or not conn.can_send_data:
             raise self._send_closed_exception()
         self._write(conn.send_pong(data.encode() if isinstance(data, str) else bytes(data)))
 
@@ -744,7 +774,8 @@ class WebSocket(asyncio.Protocol):
             await asyncio.shield(self._closed_waiter)
             return
         if conn.state != State.CLOSED and not transport.is_closing():
-            frame = conn.send_close(code, reason)
+            # Answering the peer's Close echoes its code; otherwise ours starts the closing handshake.
+            frame = conn.reply_to_close() if conn.close_received is not None else conn.send_close(code, reason)
             if frame:
                 self._write(frame)
             self._flush()
@@ -767,7 +798,16 @@ class WebSocket(asyncio.Protocol):
             self._transport.abort()
 
     async def wait_closed(self) -> None:
-        """Wait until the TCP connection is closed."""
+        """Wait until the TCP connection is closed.
+
+        Waiting here also says that unread messages will not be answered: a Close from the peer is replied
+        to at once instead of after the queue has been read.
+        """
+        if not self._closed_waiter.done():
+            self._reading_stopped = True
+            conn = self._conn
+            if conn is not None and conn.close_received is not None and conn.close_sent is None:
+                self._reply_to_close()
         await asyncio.shield(self._closed_waiter)
 
     def _fail(self, code: int, reason: str) -> None:
@@ -782,9 +822,10 @@ class WebSocket(asyncio.Protocol):
             transport.close()
             self._wake_receiver()
 
-    def _arm_close_timer(self) -> None:
+    def _arm_close_timer(self, action: Callable[[], None] | None = None) -> None:
+        """After close_timeout, run ``action`` (default: drop the connection)."""
         if self._close_timer is None and self.close_timeout is not None and self._transport is not None:
-            self._close_timer = self._loop.call_later(self.close_timeout, self._transport.abort)
+            self._close_timer = self._loop.call_later(self.close_timeout, action or self._transport.abort)
 
     # ------------------------------------------------------------------ state and properties
 

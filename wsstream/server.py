@@ -22,7 +22,7 @@ from .client import resolve_compression
 from .connection import WebSocket
 from .core import handshake
 from .core.http11 import Request, Response
-from .exceptions import HandshakeError
+from .exceptions import ConnectionClosed, HandshakeError
 
 if TYPE_CHECKING:
     from .core.deflate import Deflate
@@ -172,6 +172,8 @@ class Server:
             self.clients.add(ws)
         try:
             await handler(ws)
+        except ConnectionClosed:
+            await ws.close()  # the peer went away while the handler was talking to it: a normal end
         except Exception:
             logger.exception("connection handler failed")
             await ws.close(1011, "internal error")

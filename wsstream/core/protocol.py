@@ -110,6 +110,7 @@ class Connection:
         "_mask_pool",
         "_mask_pos",
         "_stopped",
+        "auto_close_reply",
         "auto_pong",
         "close_received",
         "close_sent",
@@ -130,8 +131,13 @@ class Connection:
         auto_pong: bool = True,
         skip_utf8_validation: bool = False,
         deflate: PerMessageDeflate | None = None,
+        auto_close_reply: bool = True,
     ) -> None:
         self.is_client = is_client
+        #: Answer the peer's Close at once. The asyncio layer turns this off to let the application answer the
+        #: messages that arrived before the Close first (RFC 6455 5.5.1 allows the delay); it then calls
+        #: :meth:`reply_to_close`.
+        self.auto_close_reply = auto_close_reply
         self.max_size = max_size if max_size is not None else 2**63
         self.auto_pong = auto_pong
         self.skip_utf8_validation = skip_utf8_validation
@@ -332,14 +338,25 @@ class Connection:
     def _receive_close(self, payload: bytes) -> CloseReceived:
         code, reason = parse_close_payload(payload)
         self.close_received = (code, reason)
-        if self.close_sent is None:
-            # Echo the peer's code (RFC 6455 5.5.1); an empty Close is answered with an empty one.
-            echo = payload[:2]
-            self.outgoing.append(self._frame(0x80 | OP_CLOSE, echo))
-            self.close_sent = (code, "")
+        if self.close_sent is None and self.auto_close_reply:
+            self.outgoing.append(self.reply_to_close())
         self.state = State.CLOSING
         self._stopped = True
         return CloseReceived(code, reason)
+
+    def reply_to_close(self) -> bytes:
+        """The Close that answers the peer's: its code echoed (RFC 6455 5.5.1), empty for an empty one."""
+        assert self.close_received is not None
+        if self.close_sent is not None:
+            return b""
+        code = self.close_received[0]
+        self.close_sent = (code, "")
+        return self._frame(0x80 | OP_CLOSE, b"" if code == 1005 else code.to_bytes(2, "big"))
+
+    @property
+    def can_send_data(self) -> bool:
+        """Data frames may still be sent: we have not sent a Close (even if the peer has) and TCP is up."""
+        return self.close_sent is None and self.state != State.CLOSED
 
     def _fail(self, exc: ProtocolError) -> ProtocolError:
         """Fail the connection (RFC 6455 7.1.7): send a Close with the error's code and stop parsing."""
