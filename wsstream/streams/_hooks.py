@@ -19,16 +19,10 @@ __all__ = ["add_writable_callback", "can_send", "send_close_nowait", "send_nowai
 
 
 def can_send(ws: WebSocket) -> bool:
-    """True while data frames may be sent: open, no Close sent or received, socket not closing."""
+    """True while data frames may be sent: no Close sent (nor the peer's answered), socket not closing."""
     conn = ws._conn
     transport = ws._transport
-    return (
-        conn is not None
-        and conn.state == State.OPEN
-        and conn.close_sent is None
-        and transport is not None
-        and not transport.is_closing()
-    )
+    return conn is not None and conn.can_send_data and transport is not None and not transport.is_closing()
 
 
 def send_nowait(ws: WebSocket, opcode: int, data: bytes | bytearray | memoryview) -> None:
