@@ -21,7 +21,7 @@ import logging
 import os
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from .core.frames import OP_BINARY, OP_CONT, OP_TEXT
 from .core.handshake import Accepted
@@ -183,7 +183,7 @@ class WebSocket(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
         self._transport = transport
         transport.set_write_buffer_limits(high=self.write_limit)
 

@@ -16,7 +16,7 @@ import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from .client import resolve_compression
 from .connection import WebSocket
@@ -117,7 +117,7 @@ class Server:
         Returns when the handler has returned and the connection is closed.
         """
         transport = writer.transport
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
         buffered = bytes(reader._buffer)  # type: ignore[attr-defined]  # read ahead by the StreamReader
         reader._buffer.clear()  # type: ignore[attr-defined]
         ws = self.make_protocol()

@@ -17,7 +17,7 @@ import asyncio
 import ssl as ssl_module
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 __all__ = ["Attempt", "Connector", "Pipe", "TunnelConnector", "hand_over", "redact", "run_bounded"]
@@ -114,7 +114,7 @@ class Pipe(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -237,7 +237,6 @@ class Pipe(asyncio.Protocol):
             ssl_handshake_timeout=remaining if remaining else None,
         )
         assert tls_transport is not None
-        assert isinstance(tls_transport, asyncio.Transport)
         self.transport = tls_transport
 
 

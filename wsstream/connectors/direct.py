@@ -13,6 +13,7 @@ import errno
 import socket
 import ssl as ssl_module
 from collections.abc import Callable
+from typing import Any
 
 from ..exceptions import ProxyError
 from .base import Attempt, Pipe, format_address, run_bounded
@@ -21,6 +22,11 @@ __all__ = ["DirectConnector", "UnixConnector", "open_tcp_pipe"]
 
 # RFC 8305 recommends 250 ms between connection attempts to successive addresses.
 HAPPY_EYEBALLS_DELAY = 0.25
+
+
+def happy_eyeballs(loop: asyncio.AbstractEventLoop, delay: float | None) -> dict[str, Any]:
+    """The ``happy_eyeballs_delay`` argument for loops that take it (asyncio's own; uvloop has none)."""
+    return {"happy_eyeballs_delay": delay} if isinstance(loop, asyncio.BaseEventLoop) else {}
 
 
 class DirectConnector:
@@ -56,10 +62,9 @@ class DirectConnector:
                 port,
                 ssl=ssl,
                 server_hostname=(server_hostname or host) if ssl is not None else None,
-                happy_eyeballs_delay=self.happy_eyeballs_delay,
+                **happy_eyeballs(loop, self.happy_eyeballs_delay),
             ),
         )
-        assert isinstance(transport, asyncio.Transport)
         return transport, protocol
 
 
@@ -98,7 +103,6 @@ class UnixConnector:
                 server_hostname=(server_hostname or host) if ssl is not None else None,
             ),
         )
-        assert isinstance(transport, asyncio.Transport)
         return transport, protocol
 
 
@@ -107,7 +111,7 @@ async def open_tcp_pipe(host: str, port: int, name: str, attempt: Attempt) -> Pi
     attempt.step = f"{name}: connecting"
     loop = asyncio.get_running_loop()
     try:
-        _, pipe = await loop.create_connection(Pipe, host, port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
+        _, pipe = await loop.create_connection(Pipe, host, port, **happy_eyeballs(loop, HAPPY_EYEBALLS_DELAY))
     except socket.gaierror as exc:
         raise ProxyError(f"{name}: cannot resolve proxy host {host!r} (DNS: {exc.strerror or exc})") from exc
     except OSError as exc:
