@@ -3,8 +3,8 @@
 Owns the orchestration: which server/client pairs run, CPU pinning (server on CPU 0, client on CPU 1), process
 lifetimes and timeouts, and the summary. For each repetition ("round") and workload, every pair is measured in
 fresh processes (one server/client pair of processes runs the throughput workloads in turn; idle memory
-gets its own), in a shuffled order, and every ratio is taken against the raw baseline *of the same round*,
-so slow drifts of this shared machine cancel; the table shows the median ratio over rounds and its min-max
+gets its own, impl against itself), in a shuffled order, and every ratio is taken against the raw baseline
+*of the same round*, so slow drifts of this shared machine cancel; the table shows the median ratio over rounds and its min-max
 spread.
 
 "As server" figures: the implementation's server driven by the fixed picows client (the raw server by the raw
@@ -321,11 +321,11 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run every (round, workload, pair) measurement, print JSON lines and the tables."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="one round of 0.5 s runs (about 2 minutes)")
+    p.add_argument("--quick", action="store_true", help="one round of 0.3 s runs (about 2 minutes)")
     p.add_argument("--impls", default=",".join(ALL_IMPLS), help="comma-separated, from: " + ", ".join(ALL_IMPLS))
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated, from: " + ", ".join(WORKLOADS))
     p.add_argument("--repeat", type=int, default=None, help="rounds (default 3, 1 with --quick)")
-    p.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 1.0, 0.5 quick)")
+    p.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 1.0, 0.3 quick)")
     p.add_argument("--uvloop", action="store_true", help="run every Python process on uvloop")
     p.add_argument("--idle-every-round", action="store_true", help="measure idle memory in every round")
     p.add_argument("--seed", type=int, default=1, help="seed for the per-round shuffle of the pair order")
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summarise(saved, [i for i in ALL_IMPLS if i in seen], 1 + max(r["round"] for r in saved)))
         return 0
     repeat = args.repeat or (1 if args.quick else 3)
-    seconds = args.duration or (0.5 if args.quick else 1.0)
+    seconds = args.duration or (0.3 if args.quick else 1.0)
     workloads = [w for w in args.workloads.split(",") if w]
     impls = [i for i in args.impls.split(",") if i]
     for name in workloads:
@@ -361,27 +361,28 @@ def main(argv: list[str] | None = None) -> int:
     out = open(args.out, "a") if args.out else None  # noqa: SIM115 - closed in the finally below
     try:
         for rnd in range(repeat):
-            pairs = pairs_for(impls)
-            rng.shuffle(pairs)
-            for pair in pairs:
-                # Throughput workloads share one server/client process pair; idle memory gets fresh ones so
-                # earlier traffic cannot hide or inflate the per-connection growth. Memory is deterministic
-                # (within 0.1 KiB/conn between rounds) and slow to set up, so it is measured in the first round.
-                idle = [w for w in workloads if w == "idle2000" and (rnd == 0 or args.idle_every_round)]
-                for batch in ([w for w in workloads if w != "idle2000"], idle):
-                    if not batch:
-                        continue
-                    t0 = time.monotonic()
-                    recs = measure(pair, batch, seconds, args.uvloop, log)
-                    wall = round(time.monotonic() - t0, 2)
-                    for rec in recs:
-                        rec = {"round": rnd, "server": pair.server, "client": pair.client, "loop": loop, **rec}
-                        rec["batch_wall_s"] = wall
-                        results.append(rec)
-                        line = json.dumps(rec)
-                        print(line, flush=True)
-                        if out:
-                            print(line, file=out, flush=True)
+            # Throughput workloads share one server/client process pair per pair of implementations.
+            batches = [(pair, [w for w in workloads if w != "idle2000"]) for pair in pairs_for(impls)]
+            # Idle memory gets fresh processes so earlier traffic cannot hide or inflate the per-connection
+            # growth; one impl-to-impl pair gives both sides' figures. It is deterministic (within 0.1 KiB
+            # between rounds) and slow to set up, so it is measured in the first round only by default.
+            if "idle2000" in workloads and (rnd == 0 or args.idle_every_round):
+                batches += [(Pair(impl, impl), ["idle2000"]) for impl in impls]
+            rng.shuffle(batches)
+            for pair, batch in batches:
+                if not batch:
+                    continue
+                t0 = time.monotonic()
+                recs = measure(pair, batch, seconds, args.uvloop, log)
+                wall = round(time.monotonic() - t0, 2)
+                for rec in recs:
+                    rec = {"round": rnd, "server": pair.server, "client": pair.client, "loop": loop, **rec}
+                    rec["batch_wall_s"] = wall
+                    results.append(rec)
+                    line = json.dumps(rec)
+                    print(line, flush=True)
+                    if out:
+                        print(line, file=out, flush=True)
             print(f"# round {rnd + 1}/{repeat} done at {time.monotonic() - started:.0f} s", file=sys.stderr)
     finally:
         if out:
