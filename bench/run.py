@@ -4,8 +4,8 @@ Owns the orchestration: which server/client pairs run, CPU pinning (server on CP
 lifetimes and timeouts, and the summary. For each repetition ("round") and workload, every pair is measured in
 fresh processes (one server/client pair of processes runs the throughput workloads in turn; idle memory
 gets its own, impl against itself), in a shuffled order, and every ratio is taken against the raw baseline
-*of the same round*, so slow drifts of this shared machine cancel; the table shows the median ratio over rounds and its min-max
-spread.
+*of the same round*, so slow drifts of this shared machine cancel; the table shows the median ratio over
+rounds and its min-max spread.
 
 "As server" figures: the implementation's server driven by the fixed picows client (the raw server by the raw
 client). "As client" figures: the implementation's client against the fixed picows server (the raw client
