@@ -78,30 +78,34 @@ def build_request(
     protocol_version: int = 13,
 ) -> Request:
     """The client's upgrade request. ``headers`` are added last and may not replace the handshake's own."""
-    request_headers = Headers()
-    request_headers.add("Host", uri.host_header)
-    request_headers.add("Upgrade", "websocket")
-    request_headers.add("Connection", "Upgrade")
-    request_headers.add("Sec-WebSocket-Key", key)
-    request_headers.add("Sec-WebSocket-Version", str(protocol_version))
+    items = [
+        ("Host", uri.host_header),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", str(protocol_version)),
+    ]
     if subprotocols:
-        request_headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
+        items.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
     if extensions:
-        request_headers.add("Sec-WebSocket-Extensions", extensions)
+        items.append(("Sec-WebSocket-Extensions", extensions))
     if origin is not None:
-        request_headers.add("Origin" if protocol_version == 13 else "Sec-WebSocket-Origin", origin)
+        items.append(("Origin" if protocol_version == 13 else "Sec-WebSocket-Origin", origin))
     if uri.username is not None:
         credentials = f"{uri.username}:{uri.password or ''}".encode()
-        request_headers.add("Authorization", "Basic " + base64.b64encode(credentials).decode())
-    extra = Headers(headers)
-    reserved = {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version"}
-    for name, value in extra.items():
-        if name.lower() in reserved:
-            raise ValueError(f"header {name} is set by the handshake itself")
-        if name.lower() in ("host", "origin", "authorization", "user-agent") and name in request_headers:
-            request_headers[name] = value  # an explicit header wins over the derived one
-        else:
-            request_headers.add(name, value)
+        items.append(("Authorization", "Basic " + base64.b64encode(credentials).decode()))
+    # The handshake's own values are valid by construction; origin and the URI's parts are checked here,
+    # the application's extra headers by Headers() itself.
+    request_headers = Headers(items) if origin is not None else Headers._trusted(items)
+    if headers is not None:
+        reserved = {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version"}
+        for name, value in Headers(headers).items():
+            if name.lower() in reserved:
+                raise ValueError(f"header {name} is set by the handshake itself")
+            if name.lower() in ("host", "origin", "authorization", "user-agent") and name in request_headers:
+                request_headers[name] = value  # an explicit header wins over the derived one
+            else:
+                request_headers.add(name, value)
     if user_agent and "User-Agent" not in request_headers:
         request_headers.add("User-Agent", user_agent)
     return Request(uri.resource_name, request_headers)
@@ -214,14 +218,11 @@ def build_response(
     key: str, subprotocol: str | None = None, extensions: str | None = None, headers: HeadersLike | None = None
 ) -> Response:
     """The 101 Switching Protocols response."""
-    response_headers = Headers()
-    response_headers.add("Upgrade", "websocket")
-    response_headers.add("Connection", "Upgrade")
-    response_headers.add("Sec-WebSocket-Accept", accept_key(key))
+    items = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(key))]
     if subprotocol is not None:
-        response_headers.add("Sec-WebSocket-Protocol", subprotocol)
+        items.append(("Sec-WebSocket-Protocol", subprotocol))
     if extensions:
-        response_headers.add("Sec-WebSocket-Extensions", extensions)
-    for name, value in Headers(headers).items():
-        response_headers.add(name, value)
-    return Response(101, response_headers)
+        items.append(("Sec-WebSocket-Extensions", extensions))
+    if headers is not None:
+        items += Headers(headers).items()  # validated: they come from the application
+    return Response(101, Headers._trusted(items))

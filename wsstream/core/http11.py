@@ -43,10 +43,11 @@ def is_token(value: str) -> bool:
 class Headers:
     """Header fields in received order; names compare case-insensitively and may repeat."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items")
 
     def __init__(self, items: HeadersLike | None = None) -> None:
         self._items: list[tuple[str, str]] = []
+        self._index: dict[str, list[str]] | None = None  # lowercased name -> values, built on first lookup
         if items is None:
             return
         if isinstance(items, Headers):
@@ -56,6 +57,13 @@ class Headers:
         for name, value in pairs:
             self.add(name, value)
 
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str]]) -> Headers:
+        """Headers from pairs already validated (parsed off the wire, or built by the handshake itself)."""
+        headers = cls()
+        headers._items = items
+        return headers
+
     def add(self, name: str, value: str) -> None:
         """Append a field; refuses names that are not tokens and values with CR, LF or NUL (header injection)."""
         if not is_token(name):
@@ -63,19 +71,29 @@ class Headers:
         if _BAD_VALUE_CHAR.search(value) is not None:
             raise ValueError(f"invalid header value for {name}")
         self._items.append((name, value))
+        self._index = None
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                key = name.lower()
+                if key in index:
+                    index[key].append(value)
+                else:
+                    index[key] = [value]
+            self._index = index
+        return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, or ``default``."""
-        key = name.lower()
-        for item_name, value in self._items:
-            if item_name.lower() == key:
-                return value
-        return default
+        values = self._lookup().get(name.lower())
+        return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order."""
-        key = name.lower()
-        return [value for item_name, value in self._items if item_name.lower() == key]
+        return list(self._lookup().get(name.lower(), ()))
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -90,6 +108,7 @@ class Headers:
     def __delitem__(self, name: str) -> None:
         key = name.lower()
         self._items = [item for item in self._items if item[0].lower() != key]
+        self._index = None
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -112,7 +131,7 @@ class Headers:
 
     def serialize(self) -> bytes:
         """The header lines, each ending in CRLF."""
-        return "".join(f"{name}: {value}\r\n" for name, value in self._items).encode("latin-1")
+        return "".join([f"{name}: {value}\r\n" for name, value in self._items]).encode("latin-1")
 
 
 class Request:
@@ -234,42 +253,44 @@ class HeadParser:
     Errors raise :class:`HandshakeError` (the server answers 400, or 431 when ``too_large`` is set).
     """
 
-    __slots__ = ("_buffer", "_scanned", "leftover", "lines", "max_header_count", "max_line_size")
+    __slots__ = ("_buffer", "leftover", "lines", "max_header_count", "max_line_size")
 
     def __init__(self, max_header_count: int = DEFAULT_MAX_HEADER_COUNT, max_line_size: int = DEFAULT_MAX_LINE_SIZE):
         self.max_header_count = max_header_count
         self.max_line_size = max_line_size
-        self._buffer = bytearray()
-        self._scanned = 0  # bytes of _buffer already split into complete lines
+        self._buffer = b""
         self.lines: list[bytes] = []
         self.leftover = b""
 
     def feed(self, data: bytes) -> bool:
         """Add received bytes; True when the head is complete."""
-        buf = self._buffer
-        buf += data
-        while True:
-            eol = buf.find(b"\n", self._scanned)
-            if eol < 0:
-                if len(buf) - self._scanned > self.max_line_size + 1:
-                    raise _too_large("line longer than max_line_size")
-                return False
-            line = bytes(buf[self._scanned : eol])
-            self._scanned = eol + 1
-            if not line.endswith(b"\r"):
-                raise HandshakeError("HTTP line not terminated by CRLF")
-            line = line[:-1]
-            if len(line) > self.max_line_size:
+        buf = self._buffer + data if self._buffer else bytes(data)
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            # Incomplete: refuse as soon as the limits are already exceeded, never buffer past them.
+            last_line = len(buf) - (buf.rfind(b"\n") + 1)
+            if last_line > self.max_line_size + 1:
                 raise _too_large("line longer than max_line_size")
-            if not line:
-                if not self.lines:
-                    raise HandshakeError("empty HTTP head")
-                self.leftover = bytes(buf[self._scanned :])
-                self._buffer = bytearray()
-                return True
-            if len(self.lines) > self.max_header_count:
+            newlines = buf.count(b"\n")
+            if newlines > self.max_header_count + 1:
                 raise _too_large("more than max_header_count header fields")
-            self.lines.append(line)
+            if newlines != buf.count(b"\r\n"):
+                raise HandshakeError("HTTP line not terminated by CRLF")
+            self._buffer = buf
+            return False
+        self._buffer = b""
+        lines = buf[:end].split(b"\r\n")
+        if len(lines) > self.max_header_count + 1:
+            raise _too_large("more than max_header_count header fields")
+        if max(map(len, lines)) > self.max_line_size:
+            raise _too_large("line longer than max_line_size")
+        if not lines[0]:
+            raise HandshakeError("empty HTTP head")
+        if buf.count(b"\n", 0, end) != len(lines) - 1:
+            raise HandshakeError("HTTP line not terminated by CRLF")
+        self.lines = lines
+        self.leftover = buf[end + 4 :]
+        return True
 
     def _headers(self) -> Headers:
         return _parse_fields(self.lines[1:])
@@ -300,16 +321,20 @@ class HeadParser:
 
 def _parse_fields(lines: list[bytes]) -> Headers:
     """Header fields from their lines (CRLF removed); HandshakeError on a malformed line."""
-    headers = Headers()
+    items = []
     for line in lines:
         name, sep, value = line.partition(b":")
-        if not sep:
-            raise HandshakeError(f"malformed header line {line[:40]!r}")
         try:
-            headers.add(name.decode("ascii"), value.strip(b" \t").decode("latin-1"))
-        except (ValueError, UnicodeDecodeError):
-            raise HandshakeError(f"malformed header line {line[:40]!r}") from None
-    return headers
+            text_name = name.decode("ascii")
+        except UnicodeDecodeError:
+            text_name = ""
+        if not sep or TOKEN.fullmatch(text_name) is None:
+            raise HandshakeError(f"malformed header line {line[:40]!r}")
+        text_value = value.strip(b" \t").decode("latin-1")
+        if _BAD_VALUE_CHAR.search(text_value) is not None:
+            raise HandshakeError(f"malformed header line {line[:40]!r}")
+        items.append((text_name, text_value))
+    return Headers._trusted(items)
 
 
 def _too_large(message: str) -> HandshakeError:
