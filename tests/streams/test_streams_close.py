@@ -236,14 +236,21 @@ async def test_eof_received_false_closes_the_transport(ws_server: WsServerFactor
 
 
 async def test_abnormal_close_order_skips_eof(ws_server: WsServerFactory) -> None:
+    answered: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
     async def handler(ws: wsstream.WebSocket) -> None:
         await ws.send(b"data")
-        await ws.close(4000)
+        await ws.close(4000)  # returns once the client answers (close_timeout is far longer than the test's wait)
+        answered.set_result(ws.close_code)
 
-    _transport, protocol = await create_connection(Recorder, await ws_server(handler), proxy=None)
+    # Data and Close often arrive with the handshake response, before the transport takes the messages over.
+    _transport, protocol = await create_connection(
+        Recorder, await ws_server(handler, close_timeout=10 * TIMEOUT), proxy=None, close_timeout=10 * TIMEOUT
+    )
     exc = await asyncio.wait_for(protocol.lost, TIMEOUT)
     assert isinstance(exc, ConnectionClosedError) and exc.code == 4000
     assert protocol.names() == ["connection_made", "data_received", "connection_lost"]
+    assert await asyncio.wait_for(answered, TIMEOUT) == 4000
 
 
 async def test_text_mode_close_with_an_incomplete_character_is_1007(ws_server: WsServerFactory) -> None:

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from ..connection import WebSocket
 from ..core.protocol import State
 
-__all__ = ["add_writable_callback", "can_send", "send_close_nowait", "send_nowait", "writing_paused"]
+__all__ = [
+    "add_writable_callback",
+    "can_send",
+    "reply_to_held_close",
+    "send_close_nowait",
+    "send_nowait",
+    "writing_paused",
+]
 
 
 def can_send(ws: WebSocket) -> bool:
@@ -62,3 +69,14 @@ def add_writable_callback(ws: WebSocket, callback: Callable[[], None]) -> None:
         waiter.set_result(None)
     else:
         ws._drain_waiters.append(waiter)
+
+
+def reply_to_held_close(ws: WebSocket) -> None:
+    """Answer a peer's Close that the WebSocket held back while messages sat in its queue.
+
+    A Close that arrives before the sink is set waits for ``recv()`` to empty the queue; the sink has just taken
+    the queue, so answer now instead of after ``close_timeout``. (Belongs in ``set_message_sink``.)
+    """
+    conn = ws._conn
+    if conn is not None and conn.close_received is not None and conn.close_sent is None:
+        ws._reply_to_close()

@@ -32,7 +32,14 @@ from typing import Any, Literal
 from ..connection import WebSocket
 from ..core.frames import OP_BINARY, OP_TEXT
 from ..exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from ._hooks import add_writable_callback, can_send, send_close_nowait, send_nowait, writing_paused
+from ._hooks import (
+    add_writable_callback,
+    can_send,
+    reply_to_held_close,
+    send_close_nowait,
+    send_nowait,
+    writing_paused,
+)
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Mode", "WebSocketTransport"]
 
@@ -123,6 +130,7 @@ class WebSocketTransport(asyncio.Transport):
         self._closed: asyncio.Future[None] = self._loop.create_future()
         protocol.connection_made(self)
         ws.set_message_sink(self._on_message, self._on_closed)
+        reply_to_held_close(ws)
 
     # ------------------------------------------------------------------ receiving (WebSocket -> protocol)
 
