@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 import wsstream
-from tests.streams.helpers import TIMEOUT
+from tests.streams.helpers import TIMEOUT, ServerFactory
 from wsstream.streams import open_connection
 
 WsServerFactory = Callable[..., Awaitable[str]]
@@ -120,3 +120,22 @@ async def test_write_rejects_non_bytes(ws_server: WsServerFactory) -> None:
         writer.write("text is not bytes")  # type: ignore[arg-type]
     writer.close()
     assert await asyncio.wait_for(result, TIMEOUT) == []
+
+
+async def test_permessage_deflate_when_negotiated(stream_server: ServerFactory) -> None:
+    received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def callback(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read()
+        received.set_result(data)
+        writer.close()
+
+    uri = await stream_server(callback, compression="deflate")
+    reader, writer = await open_connection(uri, proxy=None, compression="deflate")
+    assert writer.get_extra_info("websocket").extensions  # negotiated: messages over the threshold are compressed
+    text = b"compressible stream data " * 20_000
+    writer.write(text)
+    writer.write_eof()
+    assert await asyncio.wait_for(received, TIMEOUT) == text
+    assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+    writer.close()
