@@ -7,15 +7,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl as ssl_module
+import sys
 import urllib.parse
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import __version__
 from .connection import WebSocket
-from .connectors import DirectConnector, UnixConnector, connector_for_proxy, proxy_from_environment
+from .connectors import UnixConnector, connector_for_proxy, proxy_from_environment
+from .connectors.base import format_address
+from .connectors.direct import HAPPY_EYEBALLS_DELAY, happy_eyeballs
 from .core import handshake
 from .core.http11 import HeadersLike
 from .core.uri import WebSocketURI, parse_uri
@@ -28,10 +32,12 @@ if TYPE_CHECKING:
 __all__ = ["connect"]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
-_DIRECT = DirectConnector()
+T = TypeVar("T")
 
 
+@functools.lru_cache(maxsize=1)
 def _default_ssl_context() -> ssl_module.SSLContext:
+    """The verifying context for wss:// without ssl=: built once (loading the CA store takes milliseconds)."""
     return ssl_module.create_default_context()
 
 
@@ -131,6 +137,25 @@ class connect:
         self._deadline = None if self.open_timeout is None else loop.time() + self.open_timeout
         return await self._connect()
 
+    async def _within(self, work: Awaitable[T], step: str) -> T:
+        """Await ``work`` before the deadline; a timeout names ``step``."""
+        remaining = self._remaining()
+        if remaining is None:
+            return await work
+        if sys.version_info >= (3, 11):
+            try:
+                async with asyncio.timeout(remaining) as scope:
+                    return await work
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+        else:
+            try:
+                return await asyncio.wait_for(work, remaining)
+            except asyncio.TimeoutError:
+                pass
+        raise TimeoutError(f"timed out after {self.open_timeout:g} s: {step}")
+
     def _remaining(self) -> float | None:
         if self._deadline is None:
             return None
@@ -190,12 +215,23 @@ class connect:
                 proxy_url = proxy_from_environment(self._uri_for(wsuri)) if self.proxy is True else self.proxy
                 if proxy_url is not None:
                     connector = connector_for_proxy(proxy_url)
-        _, protocol = await (connector or _DIRECT).connect(
-            factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname,
-            timeout=self._remaining(),
-        )
-        assert isinstance(protocol, WebSocket)
-        ws = protocol
+        if connector is None:
+            # The loop's own connect under the shared deadline: no extra task, unlike a connector's timeout.
+            loop = asyncio.get_running_loop()
+            _, ws = await self._within(
+                loop.create_connection(
+                    factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname,
+                    **happy_eyeballs(loop, HAPPY_EYEBALLS_DELAY),
+                ),
+                f"connecting to {format_address(wsuri.host, wsuri.port)}",
+            )
+        else:
+            _, protocol = await connector.connect(
+                factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname,
+                timeout=self._remaining(),
+            )
+            assert isinstance(protocol, WebSocket)
+            ws = protocol
         try:
             key = handshake.generate_key()
             request = handshake.build_request(
@@ -204,13 +240,9 @@ class connect:
                 extensions=self.deflate.client_offer() if self.deflate is not None else None,
                 **self.options,
             )
-            remaining = self._remaining()
-            try:
-                response = await asyncio.wait_for(ws._client_handshake(request), remaining)
-            except asyncio.TimeoutError:
-                raise TimeoutError(
-                    f"timed out after {self.open_timeout:g} s: waiting for the opening handshake with {self.uri}"
-                ) from None
+            response = await self._within(
+                ws._client_handshake(request), f"waiting for the opening handshake with {self.uri}"
+            )
             if response.status in _REDIRECTS and self.follow_redirects:
                 return ws
             accepted = handshake.check_response(
