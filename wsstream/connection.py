@@ -432,8 +432,53 @@ class WebSocket(asyncio.Protocol):
             self._messages = None
             if self._queue_paused:
                 self._resume_from_queue()
-            if self._receiving_done():
+            conn = self._conn
+            if conn is not None and conn.close_received is not None and conn.close_sent is None:
+                self._reply_to_close()  # held for the queue the sink has just taken
+            elif self._receiving_done():
                 self._wake_receiver()
+
+    def send_nowait(self, data: bytes | bytearray | memoryview, *, binary: bool = True) -> None:
+        """Write one data message now, without waiting for the send buffer to drain (for synchronous adapters
+        such as the stream transport; check :attr:`writing_paused` or use :meth:`add_writable_callback`).
+
+        Raises :class:`ConnectionClosed` once a Close was sent or the connection is gone.
+        """
+        conn = self._conn
+        if conn is None or not conn.can_send_data or self._transport is None or self._transport.is_closing():
+            raise self._send_closed_exception()
+        self._write(conn.send_data(OP_BINARY if binary else OP_TEXT, data))
+
+    def send_close_nowait(self, code: int = 1000, reason: str = "") -> bool:
+        """Write a Close frame now, after every frame already written; False if one was already sent.
+
+        Unlike :meth:`close` this neither waits for the peer's Close nor arms ``close_timeout``: the caller
+        keeps reading until the peer answers (a stream's ``write_eof``).
+        """
+        conn = self._conn
+        transport = self._transport
+        if conn is None or transport is None or transport.is_closing() or conn.state == State.CLOSED:
+            return False
+        frame = conn.send_close(code, reason)
+        if not frame:
+            return False
+        self._write(frame)
+        self._flush()
+        return True
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the socket's send buffer is above its high-water mark (``write_limit``)."""
+        return self._write_paused
+
+    def add_writable_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the send buffer drains below its low-water mark or the connection is lost."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiter.add_done_callback(lambda _: callback())
+        if self._transport is None or self._closed_waiter.done():
+            waiter.set_result(None)
+        else:
+            self._drain_waiters.append(waiter)
 
     def _wake_receiver(self) -> None:
         on_closed = self._sink_closed

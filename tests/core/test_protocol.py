@@ -274,3 +274,13 @@ def test_eof_closes() -> None:
 
 def test_skip_utf8_validation_replaces_instead_of_failing() -> None:
     assert server(skip_utf8_validation=True).receive_data(frame(1, b"a\xffb")) == ["a\ufffdb"]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 9, 14, 70000, 70013, 70014, 70020])
+def test_chunk_that_completes_a_buffered_frame_and_carries_more(cut: int) -> None:
+    big = os.urandom(70000)
+    data = frame(2, big) + frame(1, b"next") + frame(2, b"x" * 300)[:10]
+    conn = server()
+    events = conn.receive_data(data[:cut]) + conn.receive_data(data[cut:])
+    assert events == [big, "next"]
+    assert conn.receive_data(frame(2, b"x" * 300)[10:]) == [b"x" * 300]

@@ -92,6 +92,29 @@ Event = Union[str, bytes, Ping, Pong, CloseReceived, ProtocolError]
 _new_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
+def _frame_size(buf: bytearray) -> int | None:
+    """Header plus payload length of the frame at the start of buf; None while its header is incomplete."""
+    avail = len(buf)
+    if avail < 2:
+        return None
+    b1 = buf[1]
+    length = b1 & 0x7F
+    hlen = 2
+    if length == 126:
+        if avail < 4:
+            return None
+        length = (buf[2] << 8) | buf[3]
+        hlen = 4
+    elif length == 127:
+        if avail < 10:
+            return None
+        length = int.from_bytes(buf[2:10], "big")
+        hlen = 10
+    if b1 & 0x80:
+        hlen += 4
+    return hlen + length
+
+
 class Connection:
     """One side of a WebSocket connection after the opening handshake.
 
@@ -164,16 +187,29 @@ class Connection:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Parse received bytes; return the events they complete, in order."""
-        events: list[Event] = []
         if self._stopped:
-            return events
+            return []
         if type(data) is memoryview:
             data = bytes(data)
         buf = self._buffer
         if buf:
-            buf += data
-            data = buf
-        pos = 0
+            # Complete the pending frame with just the bytes it lacks instead of appending the whole chunk to the
+            # buffer: with large frames that saves one copy of every byte and most of the allocator churn.
+            need = _frame_size(buf)
+            if need is None or need - len(buf) > len(data):
+                buf += data
+                return self._receive(buf, [])
+            take = need - len(buf)
+            buf += memoryview(data)[:take]
+            events = self._receive(buf, [])
+            if self._stopped or take == len(data):
+                return events
+            return self._receive(data, events, take)
+        return self._receive(data, [])
+
+    def _receive(self, data: bytes | bytearray, events: list[Event], pos: int = 0) -> list[Event]:
+        """Parse the frames in data[pos:]; keep an incomplete last frame in the buffer."""
+        buf = self._buffer
         end = len(data)
         try:
             while True:
@@ -273,7 +309,7 @@ class Connection:
             if data is buf:
                 del buf[:pos]
             else:
-                self._buffer = bytearray(data[pos:])
+                buf[:] = memoryview(data)[pos:]
         elif data is buf:
             buf.clear()
         return events
