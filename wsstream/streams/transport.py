@@ -35,7 +35,6 @@ from ..exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClos
 from ._hooks import (
     add_writable_callback,
     can_send,
-    reply_to_held_close,
     send_close_nowait,
     send_nowait,
     writing_paused,
@@ -130,7 +129,6 @@ class WebSocketTransport(asyncio.Transport):
         self._closed: asyncio.Future[None] = self._loop.create_future()
         protocol.connection_made(self)
         ws.set_message_sink(self._on_message, self._on_closed)
-        reply_to_held_close(ws)
 
     # ------------------------------------------------------------------ receiving (WebSocket -> protocol)
 
