@@ -82,6 +82,7 @@ class WebSocket(asyncio.Protocol):
         "_flush_scheduled",
         "_handshake_waiter",
         "_head",
+        "_hold_close_reply",
         "_keepalive_timer",
         "_loop",
         "_max_queue",
@@ -161,6 +162,7 @@ class WebSocket(asyncio.Protocol):
         self._server_hook: Callable[[WebSocket, Request], object] | None = None
         self._sink: Callable[[Data], None] | None = None
         self._sink_closed: Callable[[ConnectionClosed], None] | None = None
+        self._hold_close_reply = False
         # Created on the first message that has to wait: an idle connection should not carry an empty deque.
         self._messages: collections.deque[Data] | None = None
         self._recv_waiter: asyncio.Future[Data] | None = None
@@ -415,7 +417,11 @@ class WebSocket(asyncio.Protocol):
         return conn.close_received is not None or conn.failure is not None or conn.state == State.CLOSED
 
     def set_message_sink(
-        self, on_message: Callable[[Data], None] | None, on_closed: Callable[[ConnectionClosed], None] | None = None
+        self,
+        on_message: Callable[[Data], None] | None,
+        on_closed: Callable[[ConnectionClosed], None] | None = None,
+        *,
+        hold_close_reply: bool = False,
     ) -> None:
         """Deliver messages to ``on_message`` as they arrive instead of queueing them for :meth:`recv`.
 
@@ -423,9 +429,14 @@ class WebSocket(asyncio.Protocol):
         queued are handed over first, in order. ``on_closed`` is called once, with the exception :meth:`recv`
         would raise, when no more messages will come. The sink applies its own back-pressure with
         :meth:`pause_reading`. ``None`` restores queueing.
+
+        ``hold_close_reply=True`` gives TCP's half-close: the peer's normal Close only ends the incoming
+        direction (``on_closed``); we may go on sending until :meth:`send_close_nowait` or :meth:`close`
+        answers it, at the latest after ``close_timeout``.
         """
         self._sink = on_message
         self._sink_closed = on_closed
+        self._hold_close_reply = hold_close_reply and on_message is not None
         if on_message is not None:
             while self._messages:
                 on_message(self._messages.popleft())
@@ -459,6 +470,10 @@ class WebSocket(asyncio.Protocol):
         transport = self._transport
         if conn is None or transport is None or transport.is_closing() or conn.state == State.CLOSED:
             return False
+        if conn.close_received is not None:
+            # Answering a Close that was held (half-close): this completes the closing handshake.
+            self._reply_to_close()
+            return True
         frame = conn.send_close(code, reason)
         if not frame:
             return False
@@ -522,6 +537,11 @@ class WebSocket(asyncio.Protocol):
             if isinstance(event, ProtocolError):
                 logger.debug("failing the connection: %s", event)
             elif conn.close_sent is None:
+                if self._hold_close_reply and self._sink is not None:
+                    # Half-close: the incoming direction ends here; our Close follows when the sink is done.
+                    self._arm_close_timer(self._reply_to_close)
+                    self._wake_receiver()
+                    return
                 if self._messages and self._sink is None and not self._reading_stopped:
                     # Messages the peer sent before its Close are still unread: let the application answer
                     # them before our Close goes out (recv() sends it once the queue is empty), within

@@ -128,7 +128,7 @@ class WebSocketTransport(asyncio.Transport):
         self._peer_closed: ConnectionClosed | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
         protocol.connection_made(self)
-        ws.set_message_sink(self._on_message, self._on_closed)
+        ws.set_message_sink(self._on_message, self._on_closed, hold_close_reply=True)
 
     # ------------------------------------------------------------------ receiving (WebSocket -> protocol)
 
