@@ -871,7 +871,8 @@ class WebSocket(asyncio.Protocol):
         if not self._closed_waiter.done():
             self._reading_stopped = True
             conn = self._conn
-            if conn is not None and conn.close_received is not None and conn.close_sent is None:
+            held_for_queue = not self._hold_close_reply  # a half-close hold is the sink's to release
+            if held_for_queue and conn is not None and conn.close_received is not None and conn.close_sent is None:
                 self._reply_to_close()
         await asyncio.shield(self._closed_waiter)
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 import wsstream
-from tests.cli.cli_support import TIMEOUT, cli, finish, listening_port, read_line
+from tests.cli.cli_support import TIMEOUT, cli, finish, listening_port, read_line, run_cli
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -176,3 +176,14 @@ async def test_listen_stdin_goes_to_every_client_and_both_reach_stdout() -> None
             assert await asyncio.wait_for(two.recv(), TIMEOUT) == "to all"
         status, err = await finish(server, stop=True)
     assert (status, err) == (0, b"")
+
+
+async def test_binary_client_half_closes_and_reads_the_commands_answer() -> None:
+    # stdin EOF half-closes the websocket; the command sees EOF, answers, and its answer still arrives.
+    payload = os.urandom(1 << 20)
+    async with cli("-l", "127.0.0.1:0", "--binary", "--exec", "sha256sum") as server:
+        port = await listening_port(server)
+        status, out, err = await run_cli("--binary", "--no-proxy", f"ws://127.0.0.1:{port}/", input=payload)
+        await finish(server, stop=True)
+    assert (status, err) == (0, b"")
+    assert out == f"{hashlib.sha256(payload).hexdigest()}  -\n".encode()

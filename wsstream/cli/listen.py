@@ -207,6 +207,12 @@ class _Listener:
         exited = asyncio.ensure_future(proc.wait())
         try:
             await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
+            if ws_writer is not None and not outbound.done() and inbound.exception() is None:
+                # The client half-closed (write_eof): the command still answers until its output ends (a
+                # request, EOF, then the response, as `sha256sum` does), or until the connection goes away.
+                lost = asyncio.ensure_future(cast(WebSocketTransport, ws_writer.transport).wait_closed())
+                await asyncio.wait({outbound, lost}, return_when=asyncio.FIRST_COMPLETED)
+                lost.cancel()
             if outbound.done() and outbound.exception() is None:
                 # stdout reached EOF: the command is finishing; its exit status decides the close code.
                 await asyncio.wait({inbound, exited}, return_when=asyncio.FIRST_COMPLETED)
