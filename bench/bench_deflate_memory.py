@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import ctypes
+import gc
 import json
 import os
 import resource
@@ -39,6 +41,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wsstream
+
+libc = ctypes.CDLL(None)  # glibc's malloc_trim
 
 CONFIGS = ("none", "default", "no_context_takeover", "small_windows")
 MIB = 2**20
@@ -89,13 +93,21 @@ async def run_server(config: str, max_size: int) -> None:
     async def handler(ws: wsstream.WebSocket) -> None:
         async for received in ws:  # echo; with the clients' single message, then idle
             await ws.send(received)
+            del received  # else the loop variable holds the last message while the connection idles
 
     server = await wsstream.serve(
         handler, "127.0.0.1", 0, compression=compression_for(config), max_size=max_size, ping_interval=None
     )
     print(json.dumps({"port": server.port}), flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+    for _ in range(1000):  # commands from the parent, one a line, until it closes our stdin
+        command = await loop.run_in_executor(None, sys.stdin.readline)
+        if command.strip() != "trim":
+            break
+        # Hand freed heap back to the kernel, so RSS shows what is still held, not what malloc caches.
+        gc.collect()
+        libc.malloc_trim(0)
+        print(json.dumps({"trimmed": True}), flush=True)
     server.close()
     await server.wait_closed()
 
@@ -207,6 +219,14 @@ def settle(pid: int) -> dict[str, int]:
     return last
 
 
+def trimmed(server: subprocess.Popen[bytes]) -> dict[str, int]:
+    """The server's memory after it ran gc and malloc_trim(0)."""
+    assert server.stdin is not None
+    server.stdin.write(b"trim\n")
+    read_json(server, STEP_TIMEOUT)
+    return settle(server.pid)
+
+
 def measure_idle(config: str, connections: int, size: int) -> dict[str, Any]:
     server = start("--role", "server", "--config", config, "--max-size", str(100 * MIB))
     clients = None
@@ -218,14 +238,14 @@ def measure_idle(config: str, connections: int, size: int) -> dict[str, Any]:
         )
         read_json(warm, STEP_TIMEOUT)
         stop(warm)
-        baseline = settle(server.pid)
+        baseline = trimmed(server)
         clients = start(
             "--role", "clients", "--port", str(port), "--count", str(connections), "--message-size", str(size),
             *(["--compress"] if config != "none" else []),
         )  # fmt: skip
         ready = read_json(clients, STEP_TIMEOUT)
         loaded = settle(server.pid)
-        per_connection = (loaded["VmRSS"] - baseline["VmRSS"]) / connections
+        after_trim = trimmed(server)
         return {
             "case": "idle",
             "server_compression": config,
@@ -235,7 +255,11 @@ def measure_idle(config: str, connections: int, size: int) -> dict[str, Any]:
             "agreed": ready["extensions"],
             "server_rss_baseline_kib": baseline["VmRSS"],
             "server_rss_kib": loaded["VmRSS"],
-            "server_rss_per_connection_kib": round(per_connection, 1),
+            "server_rss_per_connection_kib": round((loaded["VmRSS"] - baseline["VmRSS"]) / connections, 1),
+            "server_rss_after_malloc_trim_kib": after_trim["VmRSS"],
+            "server_rss_per_connection_after_malloc_trim_kib": round(
+                (after_trim["VmRSS"] - baseline["VmRSS"]) / connections, 1
+            ),
         }
     finally:
         if clients is not None:
