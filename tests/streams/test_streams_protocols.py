@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import h11
@@ -97,6 +98,7 @@ async def test_stream_reader_protocol_over_create_connection(aiohttp_over_websoc
     await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="StreamWriter.start_tls() is new in Python 3.11")
 async def test_tls_inside_the_websocket_stream_with_start_tls(ws_server: WsServerFactory) -> None:
     """asyncio's own SSLProtocol over WebSocketTransport, both sides: the transport honours its whole contract."""
     ca = trustme.CA()
