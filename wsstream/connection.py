@@ -613,13 +613,7 @@ class WebSocket(asyncio.Protocol):
             else:
                 opcode = -1
             if opcode != -1:
-                deflate = conn.deflate
-                if deflate is None or compress is False or (compress is None and len(data) < deflate.threshold):
-                    frame = conn.send_data(opcode, data, False)
-                elif len(data) < COMPRESS_IN_THREAD:
-                    frame = conn.send_compressed(opcode, deflate.compress(data))
-                else:
-                    frame = b""
+                frame = _encode_inline(conn, opcode, data, compress)
                 if frame:
                     self._write(frame)
                     if self._write_paused:
@@ -652,12 +646,10 @@ class WebSocket(asyncio.Protocol):
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}: expected str, bytes-like or an iterable of them")
-        deflate = conn.deflate
-        if deflate is None or compress is False or (compress is None and len(data) < deflate.threshold):
-            frame = conn.send_data(opcode, data, False)
-        elif len(data) < COMPRESS_IN_THREAD:
-            frame = conn.send_compressed(opcode, deflate.compress(data))
-        else:
+        frame = _encode_inline(conn, opcode, data, compress)
+        if not frame:
+            deflate = conn.deflate
+            assert deflate is not None
             # In a worker thread so the event loop keeps running; the limiter bounds how many compressions
             # run at once on this loop (Deflate.concurrency_limit). The codec is not thread-safe: the send
             # lock also guarantees one compression at a time per connection, in message order.
@@ -968,6 +960,19 @@ class WebSocket(asyncio.Protocol):
     def __repr__(self) -> str:
         side = "client" if self.is_client else "server"
         return f"<WebSocket {side} {self.state.name} {self.remote_address}>"
+
+
+def _encode_inline(
+    conn: Connection, opcode: int, data: bytes | bytearray | memoryview, compress: bool | None
+) -> bytes:
+    """The frame of a whole message, compressed when deflate is agreed and the message calls for it;
+    b"" when it is large enough to be compressed in a worker thread instead."""
+    deflate = conn.deflate
+    if deflate is None or compress is False or (compress is None and len(data) < deflate.threshold):
+        return conn.send_data(opcode, data, False)
+    if len(data) < COMPRESS_IN_THREAD:
+        return conn.send_compressed(opcode, deflate.compress(data))
+    return b""
 
 
 def _with_fin(frame: bytes) -> bytes:
