@@ -39,7 +39,7 @@ from tests.support import skip_or_fail
 from wsstream.core.http11 import HeadParser
 from wsstream.exceptions import HandshakeError
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)  # above the bounded waits below, so they report first
 
 PAGE = (Path(__file__).parent / "chromium_page.html").read_bytes()
 MIB = 2**20
@@ -276,9 +276,9 @@ async def wait_for(event: asyncio.Event, proc: subprocess.Popen[bytes], timeout:
 async def run_session(compression: Any) -> tuple[Session, str]:
     """Run the page against a server with this compression; return what was recorded and the page's URL."""
     session = Session()
-    ws_server = wsstream.Server(
-        {"/ws": make_handler(session, relay := Relay(0))}, compression=compression, ping_interval=None, max_size=4 * MIB
-    )
+    relay = Relay(target_port=0)  # set once the server listens
+    handlers = {"/ws": make_handler(session, relay)}
+    ws_server = wsstream.Server(handlers, compression=compression, ping_interval=None, max_size=4 * MIB)
     listener = await asyncio.start_server(lambda r, w: http_or_websocket(ws_server, r, w), "127.0.0.1", 0)
     relay.target_port = listener.sockets[0].getsockname()[1]
     front = await asyncio.start_server(relay.accept, "127.0.0.1", 0)
@@ -286,7 +286,7 @@ async def run_session(compression: Any) -> tuple[Session, str]:
     try:
         async with chromium(url) as proc:
             await wait_for(session.connected, proc, START_TIMEOUT, "the page's WebSocket connection")
-            await wait_for(session.done, proc, 3 * STEP_TIMEOUT, "the page's results")
+            await wait_for(session.done, proc, 2 * STEP_TIMEOUT, "the page's results")
     finally:
         front.close()
         listener.close()
