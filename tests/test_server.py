@@ -236,3 +236,19 @@ async def test_broadcast_reaches_every_open_client_once() -> None:
         assert wsstream.broadcast(clients, "up") == 4
         for ws in clients[:4]:
             await ws.close()
+
+
+async def test_process_request_answers_plain_http_before_the_upgrade_checks() -> None:
+    def health(ws: wsstream.WebSocket, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            return Response(200, {"Content-Type": "text/plain"}, b"ok\n")
+        return None
+
+    async with wsstream.serve({"/ws": echo}, "127.0.0.1", 0, process_request=health) as server:
+        answer = await raw_exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # type: ignore[arg-type]
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nok\n")
+        answer = await raw_exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # type: ignore[arg-type]
+        assert answer.startswith(b"HTTP/1.1 426 ")
+        async with wsstream.connect(f"ws://127.0.0.1:{server.port}/ws", proxy=None) as ws:
+            await ws.send("still a websocket server")
+            assert await ws.recv() == "still a websocket server"

@@ -184,6 +184,14 @@ class Server:
 
     async def _handshake(self, ws: WebSocket, request: Request) -> Handler | None:
         """Answer the upgrade request; return the handler to run, or None when we refused."""
+        if self.process_request is not None:
+            # First, as in websockets: it may answer any request, a plain GET (a health check, a page) included.
+            refusal = self.process_request(ws, request)
+            if inspect.isawaitable(refusal):
+                refusal = await refusal
+            if refusal is not None:
+                ws._refuse(refusal)
+                return None
         try:
             key = handshake.check_request(request)
         except HandshakeError as exc:
@@ -198,13 +206,6 @@ class Server:
         if not self._origin_allowed(request):
             ws._refuse(Response(403, body=b"Origin not allowed\n"))
             return None
-        if self.process_request is not None:
-            refusal = self.process_request(ws, request)
-            if inspect.isawaitable(refusal):
-                refusal = await refusal
-            if refusal is not None:
-                ws._refuse(refusal)
-                return None
         offered = handshake.offered_subprotocols(request)
         if self.select_subprotocol is not None:
             subprotocol = self.select_subprotocol(ws, offered)
