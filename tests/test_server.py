@@ -252,3 +252,23 @@ async def test_process_request_answers_plain_http_before_the_upgrade_checks() ->
         async with wsstream.connect(f"ws://127.0.0.1:{server.port}/ws", proxy=None) as ws:
             await ws.send("still a websocket server")
             assert await ws.recv() == "still a websocket server"
+
+
+async def test_frames_sent_before_the_101_are_bounded_and_kept() -> None:
+    from wsstream.core.protocol import Connection
+
+    async def slow_accept(ws: wsstream.WebSocket, request: Request) -> None:
+        await asyncio.sleep(0.2)  # the client floods meanwhile: reading must pause, nothing may be lost
+
+    async with wsstream.serve(echo, "127.0.0.1", 0, process_request=slow_accept) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        client = Connection(True)
+        frames = b"".join(client.send_binary(bytes([i]) * 4096) for i in range(100))  # ~400 KiB of early data
+        writer.write(UPGRADE + b"\r\n" + frames)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        echoed: list[object] = []
+        while len(echoed) < 100:
+            echoed += client.receive_data(await asyncio.wait_for(reader.read(65536), 5))
+        assert echoed == [bytes([i]) * 4096 for i in range(100)]
+        writer.close()

@@ -41,6 +41,10 @@ DataLike = Union[str, bytes, bytearray, memoryview]
 
 #: Largest response body kept from a refused handshake (InvalidStatus.response.body).
 MAX_REFUSAL_BODY = 64 * 1024
+#: Bytes accepted after the HTTP head while the handshake is being settled (the server's process_request and
+#: handler lookup, the client's checks); beyond this, reading pauses until the connection opens. Reading is
+#: not paused up front: that cost two system calls per handshake for a case that rarely happens.
+MAX_EARLY_DATA = 64 * 1024
 #: Frames written while received messages still wait in the queue are collected up to this many bytes and
 #: written with one system call: a handler answering a burst of pipelined messages makes one send(), not one
 #: per message. Nothing is held back otherwise (request/response writes go straight out), and the batch is
@@ -268,6 +272,9 @@ class WebSocket(asyncio.Protocol):
                 self._refusal_body_left = max(0, self._refusal_body_left - len(data))
                 if not self._refusal_body_left:
                     self._finish_refusal_body()
+            elif len(self._pending) > MAX_EARLY_DATA:
+                # A peer sending frames before the handshake is settled: stop reading until it is (_open).
+                self._transport.pause_reading()  # type: ignore[union-attr]
             return
         try:
             if not head.feed(data):
@@ -285,12 +292,10 @@ class WebSocket(asyncio.Protocol):
                         return
                     self._finish_refusal_body()
                     return
-                self._transport.pause_reading()  # type: ignore[union-attr]  # until the response is checked
                 self._set_handshake_result(None)
             else:
                 request = head.request()
                 self.request = request
-                self._transport.pause_reading()  # type: ignore[union-attr]  # until the handler accepts
                 assert self._server_hook is not None
                 self._server_hook(self, request)
         except HandshakeError as exc:
@@ -343,7 +348,7 @@ class WebSocket(asyncio.Protocol):
         assert transport is not None
         self.subprotocol = accepted.subprotocol
         self.extensions = accepted.extensions
-        self._conn = conn = Connection(
+        self._conn = Connection(
             self.is_client,
             max_size=self.max_size,
             auto_pong=self.auto_pong,
@@ -359,8 +364,8 @@ class WebSocket(asyncio.Protocol):
         pending, self._pending = self._pending, b""
         if pending:
             self.data_received(pending)
-        if conn.state == State.OPEN or not transport.is_closing():
-            transport.resume_reading()
+        if not transport.is_closing() and not self._queue_paused and not self._user_paused:
+            transport.resume_reading()  # in case early data paused it; a no-op otherwise
 
     # ------------------------------------------------------------------ receiving
 
