@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import ssl as ssl_module
 import sys
 import urllib.parse
@@ -33,6 +34,15 @@ __all__ = ["connect"]
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 T = TypeVar("T")
+
+
+def _is_ip_literal(host: str) -> bool:
+    """One address, nothing to race: happy eyeballs would only add tasks (asyncio's staggered race)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1)
@@ -221,7 +231,7 @@ class connect:
             _, ws = await self._within(
                 loop.create_connection(
                     factory, wsuri.host, wsuri.port, ssl=ssl_context, server_hostname=server_hostname,
-                    **happy_eyeballs(loop, HAPPY_EYEBALLS_DELAY),
+                    **happy_eyeballs(loop, None if _is_ip_literal(wsuri.host) else HAPPY_EYEBALLS_DELAY),
                 ),
                 f"connecting to {format_address(wsuri.host, wsuri.port)}",
             )

@@ -848,11 +848,13 @@ class WebSocket(asyncio.Protocol):
             if conn.close_handshake_done and not self.is_client:
                 transport.close()
         if not self._closed_waiter.done():
+            # A timer rather than wait_for(): no task per close, and the abort it does is all a timeout needs.
+            timer = None if self.close_timeout is None else self._loop.call_later(self.close_timeout, transport.abort)
             try:
-                await asyncio.wait_for(asyncio.shield(self._closed_waiter), self.close_timeout)
-            except asyncio.TimeoutError:
-                transport.abort()
-            await asyncio.shield(self._closed_waiter)
+                await asyncio.shield(self._closed_waiter)
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     def abort(self) -> None:
         """Drop the connection at once, without a closing handshake (ws's ``terminate``)."""
