@@ -219,3 +219,32 @@ async def test_compression_negotiated_by_default_on_client_only(echo_uri: str) -
             assert await ws.recv() == "z" * 10000
         async with wsstream.connect(f"ws://127.0.0.1:{server.port}/", proxy=None, compression=None) as ws:
             assert ws.extensions == []
+
+
+async def test_connection_lost_right_after_the_101_delivers_what_came_and_then_ends() -> None:
+    from wsstream.core import handshake as hs
+    from wsstream.core.http11 import HeadParser
+
+    async def abrupt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = HeadParser()
+        while not parser.feed(await reader.read(4096)):
+            pass
+        key = hs.check_request(parser.request())
+        # The 101, a message and the end of TCP in one go: the client sees EOF before connect() resumes.
+        writer.write(hs.build_response(key).serialize() + b"\x82\x07partial")
+        writer.close()
+
+    server = await asyncio.start_server(abrupt, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for use_stream in (False, True):
+        ws = await wsstream.connect(f"ws://127.0.0.1:{port}/", proxy=None)
+        if use_stream:
+            reader, _ = wsstream.open_stream(ws)
+            with pytest.raises(wsstream.ConnectionClosedError) as info:
+                await asyncio.wait_for(reader.read(), 5)
+        else:
+            assert await asyncio.wait_for(ws.recv(), 5) == b"partial"
+            with pytest.raises(wsstream.ConnectionClosedError) as info:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.code == 1006
+    server.close()

@@ -364,6 +364,11 @@ class WebSocket(asyncio.Protocol):
         pending, self._pending = self._pending, b""
         if pending:
             self.data_received(pending)
+        if self._closed_waiter.done():
+            # The connection was lost while the handshake was being settled: what arrived before is delivered,
+            # then the end (connection_lost came before there was a Connection to tell).
+            self._conn.receive_eof()
+            return
         if not transport.is_closing() and not self._queue_paused and not self._user_paused:
             transport.resume_reading()  # in case early data paused it; a no-op otherwise
 
@@ -417,7 +422,7 @@ class WebSocket(asyncio.Protocol):
 
     def _receiving_done(self) -> bool:
         conn = self._conn
-        if conn is None:
+        if conn is None or self._closed_waiter.done():
             return self._closed_waiter.done()
         return conn.close_received is not None or conn.failure is not None or conn.state == State.CLOSED
 
