@@ -51,7 +51,7 @@ def _default_ssl_context() -> ssl_module.SSLContext:
     return ssl_module.create_default_context()
 
 
-def resolve_compression(compression: Any, *, client: bool) -> Deflate | None:
+def resolve_compression(compression: Any) -> Deflate | None:
     """``"deflate"`` -> default :class:`Deflate` options, a Deflate as is, None -> no compression."""
     if compression is None or compression is False:
         return None
@@ -106,7 +106,7 @@ class connect:
             user_agent=user_agent,
             protocol_version=protocol_version,
         )
-        self.deflate = resolve_compression(compression, client=True)
+        self.deflate = resolve_compression(compression)
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.proxy = proxy

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Union, cast
 
 from .core.frames import OP_BINARY, OP_CONT, OP_TEXT
 from .core.handshake import Accepted
-from .core.http11 import HeadParser, Request, Response
+from .core.http11 import DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_LINE_SIZE, HeadParser, Request, Response
 from .core.protocol import CloseReceived, Connection, Pong, State
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, HandshakeError, ProtocolError
 
@@ -157,8 +157,8 @@ class WebSocket(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
         self._head: HeadParser | None = HeadParser(
-            *(() if max_header_count is None else (max_header_count,)),
-            **({} if max_line_size is None else {"max_line_size": max_line_size}),
+            DEFAULT_MAX_HEADER_COUNT if max_header_count is None else max_header_count,
+            DEFAULT_MAX_LINE_SIZE if max_line_size is None else max_line_size,
         )
         self._pending = b""  # bytes received after the HTTP head, before the connection is open
         self._refusal_body_left = 0

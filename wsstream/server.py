@@ -72,7 +72,7 @@ class Server:
         self.select_subprotocol = select_subprotocol
         self.process_request = process_request
         self.origins = origins
-        self.deflate: Deflate | None = resolve_compression(compression, client=False)
+        self.deflate: Deflate | None = resolve_compression(compression)
         self.open_timeout = open_timeout
         self.track_clients = track_clients
         self.server_header = server_header

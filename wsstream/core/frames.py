@@ -1,4 +1,4 @@
-"""The RFC 6455 wire format: opcodes, close payloads and frame serialisation.
+"""The RFC 6455 wire format: opcodes and close payloads (frames are built by :mod:`wsstream.core.mask`).
 
 Parsing lives in :mod:`wsstream.core.protocol`, inlined into the receive loop because it is the hot path.
 """
@@ -18,7 +18,6 @@ __all__ = [
     "OP_TEXT",
     "Opcode",
     "encode_close_payload",
-    "encode_header",
     "is_valid_close_code",
     "parse_close_payload",
 ]
@@ -30,10 +29,6 @@ OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
 
-FIN = 0x80
-RSV1 = 0x40
-MASK_BIT = 0x80
-
 
 class Opcode(enum.IntEnum):
     """Frame opcodes (RFC 6455 section 5.2)."""
@@ -44,18 +39,6 @@ class Opcode(enum.IntEnum):
     CLOSE = OP_CLOSE
     PING = OP_PING
     PONG = OP_PONG
-
-
-def encode_header(first_byte: int, length: int, mask_key: bytes | None) -> bytes:
-    """Serialise a frame header: ``first_byte`` is FIN|RSV|opcode, the length uses the shortest form."""
-    mask_bit = MASK_BIT if mask_key is not None else 0
-    if length < 126:
-        header = bytes((first_byte, mask_bit | length))
-    elif length < 65536:
-        header = bytes((first_byte, mask_bit | 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((first_byte, mask_bit | 127)) + length.to_bytes(8, "big")
-    return header if mask_key is None else header + mask_key
 
 
 def is_valid_close_code(code: int) -> bool:
