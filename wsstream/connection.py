@@ -28,6 +28,7 @@ from .core.handshake import Accepted
 from .core.http11 import DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_LINE_SIZE, HeadParser, Request, Response
 from .core.protocol import CloseReceived, Connection, Pong, State
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, HandshakeError, ProtocolError
+from .handoff import Handoff
 
 if TYPE_CHECKING:
     from .core.deflate import PerMessageDeflate
@@ -169,7 +170,7 @@ class WebSocket(asyncio.Protocol):
         self._hold_close_reply = False
         # Created on the first message that has to wait: an idle connection should not carry an empty deque.
         self._messages: collections.deque[Data] | None = None
-        self._recv_waiter: asyncio.Future[Data] | None = None
+        self._recv_waiter: Handoff[Data] | None = None
         self._queue_paused = False
         self._user_paused = False
         self._write_paused = False
@@ -201,6 +202,7 @@ class WebSocket(asyncio.Protocol):
         events = conn.receive_data(data)
         if conn.outgoing:
             self._flush_outgoing(conn)
+        handoff = None
         for event in events:
             kind = type(event)
             if kind is bytes or kind is str:
@@ -211,7 +213,9 @@ class WebSocket(asyncio.Protocol):
                 if waiter is not None:
                     self._recv_waiter = None
                     if not waiter.done():
-                        waiter.set_result(event)  # type: ignore[arg-type]
+                        # The task runs once every event is in place, so that it finds the rest queued.
+                        waiter.settle(event)  # type: ignore[arg-type]
+                        handoff = waiter
                         continue
                 messages = self._messages
                 if messages is None:
@@ -223,6 +227,8 @@ class WebSocket(asyncio.Protocol):
                         self._transport.pause_reading()  # type: ignore[union-attr]
             else:
                 self._receive_control(event)
+        if handoff is not None:
+            handoff.wake()
 
     def eof_received(self) -> bool | None:
         # Returning None closes the transport: a peer that half-closes is done with the connection.
@@ -396,7 +402,7 @@ class WebSocket(asyncio.Protocol):
             raise RuntimeError("another coroutine is already waiting for the next message")
         if self._out:
             self._flush()  # about to wait for the peer: what we owe it goes out first
-        waiter: asyncio.Future[Data] = self._loop.create_future()
+        waiter: Handoff[Data] = Handoff(self._loop)
         self._recv_waiter = waiter
         try:
             return await waiter
