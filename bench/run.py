@@ -11,12 +11,17 @@ rounds and its min-max spread.
 client). "As client" figures: the implementation's client against the fixed picows server (the raw client
 against the raw server). Compression is disabled everywhere (permessage-deflate off / not offered).
 
+``--awake`` keeps the benchmark's CPUs from halting between messages (``spin.py``: one SCHED_IDLE busy loop
+pinned to each of them, for the whole run): waking a halted vCPU costs more than an ``rr32`` round trip on a
+VM. Every record says ``"awake"``, and the tables say which mode they summarise.
+
 Output: one JSON line per measurement on stdout (also ``--out FILE``), then the ratio tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -26,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ PYTHON_IMPLS = ("raw", "websockets", "aiohttp", "picows", "wsstream", "wsstream-
 ALL_IMPLS = ("raw", "wsstream", "wsstream-py", "websockets", "aiohttp", "picows", "node")
 DRIVER = "picows"  # the fixed fast peer for every WebSocket implementation
 SERVER_CPU, CLIENT_CPU = 0, 1
-START_TIMEOUT = 30.0  # seconds for a server to print its port
+START_TIMEOUT = 30.0  # seconds for a server (or a spinner) to print its first line
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,58 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ``proc`` leads (it called setpgrp before exec) and reap it."""
+    if proc.poll() is None:  # not reaped yet, so the group id cannot have been reused
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def awake(cpus: Iterable[int], log: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Keep ``cpus`` from halting while the block runs: one ``spin.py`` per CPU, killed on the way out.
+
+    Each spinner leads its own process group (a terminal's Ctrl-C reaches run.py, whose unwinding kills the
+    group), dies with run.py (PR_SET_PDEATHSIG, a parent check) even on SIGKILL, and ends by itself after
+    ``spin.MAX_SECONDS``. Not a new session: with scheduler autogroups (``kernel.sched_autogroup_enabled``)
+    a session is its own scheduling group, in which SCHED_IDLE would only rank the spinner below its own
+    group, which then takes half of the CPU from the benchmark's group.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with open(log, "ab") as err:
+            for cpu in cpus:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, str(BENCH / "spin.py"), str(cpu), str(os.getpid())],
+                        stdout=subprocess.PIPE,
+                        stderr=err,
+                        stdin=subprocess.DEVNULL,
+                        preexec_fn=os.setpgrp,
+                    )
+                )
+                if not _read_line(procs[-1], START_TIMEOUT):
+                    raise RuntimeError(f"the spinner for CPU {cpu} did not start (see {log})")
+        yield procs
+    finally:
+        for proc in procs:
+            _kill_group(proc)
+
+
+def check_awake(spinners: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the run if a spinner has ended (e.g. at its time bound): later records would be in the other mode."""
+    for proc in spinners:
+        if proc.poll() is not None:
+            raise RuntimeError(f"--awake spinner {proc.args[2]} exited ({proc.returncode}); stopping the run")
+
+
+def mode(awake: bool) -> str:
+    """How the run treated idle CPUs, for the headers: results of the two modes must never be mixed unseen."""
+    return "awake (SCHED_IDLE spinners on the benchmark CPUs)" if awake else "not awake (idle vCPUs may halt)"
 
 
 def measure(pair: Pair, workloads: list[str], seconds: float, uvloop: bool, log: Path) -> list[dict[str, Any]]:
@@ -233,8 +290,11 @@ def _cell(values: list[float], fmt: str) -> str:
     return f"{format(med, fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
 
 
-def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> str:
-    """Tables of per-round ratios against raw (median [min-max]) for both roles, plus wsstream's targets."""
+def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int, awake: bool = False) -> str:
+    """Tables of per-round ratios against raw (median [min-max]) for both roles, plus wsstream's targets.
+
+    ``awake`` only labels the tables (``--awake`` runs): summarise records of one mode at a time.
+    """
     # by[(role, impl, workload, round)] = (figure, cpu)
     by: dict[tuple[str, str, str, int], tuple[float | None, float | None]] = {}
     for r in results:
@@ -246,6 +306,7 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     cols = [i for i in impls if i != "raw"]
     out: list[str] = []
+    tag = ", --awake" if awake else ""
 
     def ratios(role: str, impl: str, wl: str, base: str = "raw", cpu: bool = False) -> list[float]:
         vals = []
@@ -261,7 +322,7 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
 
     for role in ("server", "client"):
         for title, cpu in (("throughput / raw", False), ("CPU per message: raw / impl", True)):
-            out.append(f"\n## As {role}: {title} (median [min-max] over {rounds} round(s))")
+            out.append(f"\n## As {role}: {title} (median [min-max] over {rounds} round(s){tag})")
             out.append("| workload | raw | " + " | ".join(cols) + " |")
             out.append("|---" * (len(cols) + 2) + "|")
             for wl in workloads:
@@ -283,7 +344,7 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
                 row = [_cell(ratios(role, i, wl, cpu=cpu), ".2f") for i in cols]
                 out.append(f"| {wl} | {base} | " + " | ".join(row) + " |")
     for impl in (i for i in cols if i.startswith("wsstream")):
-        out.append(f"\n## Targets for {impl} (median over rounds; ratios within each round)")
+        out.append(f"\n## Targets for {impl} (median over rounds; ratios within each round{tag})")
         for role in ("server", "client"):
             for wl in ("rr32", "stream64"):
                 if wl in workloads:
@@ -318,6 +379,18 @@ def summarise(results: list[dict[str, Any]], impls: list[str], rounds: int) -> s
     return "\n".join(out)
 
 
+def print_saved(path: Path) -> None:
+    """Re-print the tables of a saved ``--out`` file, one set per mode (records before --awake existed: not awake)."""
+    saved = [json.loads(x) for x in path.read_text().splitlines() if x.startswith("{")]
+    for awake_mode in sorted({bool(r.get("awake")) for r in saved}):
+        recs = [r for r in saved if bool(r.get("awake")) == awake_mode]
+        seen = {r["server"] for r in recs} | {r["client"] for r in recs}
+        rounds = 1 + max(r["round"] for r in recs)
+        loops = ",".join(sorted({r.get("loop", "?") for r in recs}))
+        print(f"\n# {path}: {len(recs)} records, {loops}, {rounds} round(s), {mode(awake_mode)}")
+        print(summarise(recs, [i for i in ALL_IMPLS if i in seen], rounds, awake_mode))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run every (round, workload, pair) measurement, print JSON lines and the tables."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -327,15 +400,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=None, help="rounds (default 3, 1 with --quick)")
     p.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 1.0, 0.3 quick)")
     p.add_argument("--uvloop", action="store_true", help="run every Python process on uvloop")
+    p.add_argument(
+        "--awake",
+        action="store_true",
+        help="keep the benchmark CPUs from halting: a SCHED_IDLE busy loop on each (not counted in CPU/message)",
+    )
     p.add_argument("--idle-every-round", action="store_true", help="measure idle memory in every round")
     p.add_argument("--seed", type=int, default=1, help="seed for the per-round shuffle of the pair order")
     p.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     p.add_argument("--from", dest="saved", type=Path, help="print the tables of a saved --out file and exit")
     args = p.parse_args(argv)
     if args.saved:
-        saved = [json.loads(x) for x in args.saved.read_text().splitlines() if x.startswith("{")]
-        seen = {r["server"] for r in saved} | {r["client"] for r in saved}
-        print(summarise(saved, [i for i in ALL_IMPLS if i in seen], 1 + max(r["round"] for r in saved)))
+        print_saved(args.saved)
         return 0
     repeat = args.repeat or (1 if args.quick else 3)
     seconds = args.duration or (0.3 if args.quick else 1.0)
@@ -352,14 +428,19 @@ def main(argv: list[str] | None = None) -> int:
     impls = available(list(dict.fromkeys(["raw", DRIVER, *impls])))
     loop = "uvloop" if args.uvloop else "asyncio"
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"wsstream-bench-{os.getpid()}.log"
-    print(f"# loop={loop} rounds={repeat} seconds={seconds} impls={','.join(impls)} log={log}", file=sys.stderr)
+    print(
+        f"# loop={loop} rounds={repeat} seconds={seconds} impls={','.join(impls)} awake={args.awake} log={log}",
+        file=sys.stderr,
+    )
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the server and client we started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(args.seed)
     results: list[dict[str, Any]] = []
     started = time.monotonic()
-    out = open(args.out, "a") if args.out else None  # noqa: SIM115 - closed in the finally below
-    try:
+    # Closing order on any exit (Ctrl-C, SIGTERM, an error): the spinners, then the --out file.
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(args.out, "a")) if args.out else None
+        spinners = stack.enter_context(awake((SERVER_CPU, CLIENT_CPU), log)) if args.awake else []
         for rnd in range(repeat):
             # Throughput workloads share one server/client process pair per pair of implementations.
             batches = [(pair, [w for w in workloads if w != "idle2000"]) for pair in pairs_for(impls)]
@@ -375,8 +456,10 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 recs = measure(pair, batch, seconds, args.uvloop, log)
                 wall = round(time.monotonic() - t0, 2)
+                check_awake(spinners)  # all of this batch ran in the mode its records will claim
                 for rec in recs:
                     rec = {"round": rnd, "server": pair.server, "client": pair.client, "loop": loop, **rec}
+                    rec["awake"] = args.awake
                     rec["batch_wall_s"] = wall
                     results.append(rec)
                     line = json.dumps(rec)
@@ -384,11 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                     if out:
                         print(line, file=out, flush=True)
             print(f"# round {rnd + 1}/{repeat} done at {time.monotonic() - started:.0f} s", file=sys.stderr)
-    finally:
-        if out:
-            out.close()
-    print(f"\n# {loop}, {repeat} round(s) of {seconds} s, {time.monotonic() - started:.0f} s total")
-    print(summarise(results, impls, repeat))
+    total = time.monotonic() - started
+    print(f"\n# {loop}, {repeat} round(s) of {seconds} s, {mode(args.awake)}, {total:.0f} s total")
+    print(summarise(results, impls, repeat, args.awake))
     return 0
 
 
