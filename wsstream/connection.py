@@ -23,12 +23,12 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Union, cast
 
+from . import handoff as _handoff
 from .core.frames import OP_BINARY, OP_CONT, OP_TEXT
 from .core.handshake import Accepted
 from .core.http11 import DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_LINE_SIZE, HeadParser, Request, Response
 from .core.protocol import CloseReceived, Connection, Pong, State
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, HandshakeError, ProtocolError
-from .handoff import Handoff
 
 if TYPE_CHECKING:
     from .core.deflate import PerMessageDeflate
@@ -80,16 +80,19 @@ class WebSocket(asyncio.Protocol):
 
     __slots__ = (
         "_close_timer",
-        "_closed_waiter",
+        "_close_waiters",
         "_compression_limit",
         "_conn",
         "_drain_waiters",
         "_flush_scheduled",
+        "_handoff",
         "_handshake_waiter",
         "_head",
         "_hold_close_reply",
+        "_in_receive",
         "_keepalive_timer",
         "_loop",
+        "_lost",
         "_max_queue",
         "_messages",
         "_open_timer",
@@ -170,7 +173,7 @@ class WebSocket(asyncio.Protocol):
         self._hold_close_reply = False
         # Created on the first message that has to wait: an idle connection should not carry an empty deque.
         self._messages: collections.deque[Data] | None = None
-        self._recv_waiter: Handoff[Data] | None = None
+        self._recv_waiter: asyncio.Future[Data] | None = None
         self._queue_paused = False
         self._user_paused = False
         self._write_paused = False
@@ -184,7 +187,11 @@ class WebSocket(asyncio.Protocol):
         self._flush_scheduled = False
         self._reading_stopped = False  # the application waits in wait_closed(): it reads no more messages
         self._close_timer: asyncio.TimerHandle | None = None
-        self._closed_waiter: asyncio.Future[None] = self._loop.create_future()
+        self._lost = False  # connection_lost() has run
+        self._close_waiters: list[asyncio.Future[None]] | None = None  # close()/wait_closed() callers
+        # The receiver a control frame settled, for data_received to wake once every event is handled.
+        self._handoff: tuple[asyncio.Future[Data], _handoff.Held | None] | None = None
+        self._in_receive = False  # inside data_received's control-frame handling: wake the receiver at its end
         self._compression_limit = 10
 
     # ------------------------------------------------------------------ asyncio.Protocol callbacks
@@ -214,8 +221,7 @@ class WebSocket(asyncio.Protocol):
                     self._recv_waiter = None
                     if not waiter.done():
                         # The task runs once every event is in place, so that it finds the rest queued.
-                        waiter.settle(event)  # type: ignore[arg-type]
-                        handoff = waiter
+                        handoff = (waiter, _handoff.settle(waiter, event))  # type: ignore[misc]
                         continue
                 messages = self._messages
                 if messages is None:
@@ -226,9 +232,15 @@ class WebSocket(asyncio.Protocol):
                     if not self._user_paused:
                         self._transport.pause_reading()  # type: ignore[union-attr]
             else:
-                self._receive_control(event)
+                self._in_receive = True
+                try:
+                    self._receive_control(event)
+                finally:
+                    self._in_receive = False
+                if self._handoff is not None:
+                    handoff, self._handoff = self._handoff, None
         if handoff is not None:
-            handoff.wake()
+            _handoff.wake(*handoff)
 
     def eof_received(self) -> bool | None:
         # Returning None closes the transport: a peer that half-closes is done with the connection.
@@ -248,7 +260,7 @@ class WebSocket(asyncio.Protocol):
                 handshake.set_result(None)  # a refusal whose body ended with the connection
             else:
                 handshake.set_exception(ConnectionError("connection closed during the opening handshake"))
-        self._wake_receiver()
+        self._lost = True
         if self._pings:
             closed = self._closed_exception()
             for waiter, _ in self._pings.values():
@@ -257,8 +269,13 @@ class WebSocket(asyncio.Protocol):
             self._pings.clear()
         self._write_paused = False
         self._release_drain_waiters()
-        if not self._closed_waiter.done():
-            self._closed_waiter.set_result(None)
+        # Last, once the state is final: the woken tasks may run right here (wsstream.handoff).
+        self._wake_receiver()
+        close_waiters, self._close_waiters = self._close_waiters, None
+        if close_waiters:
+            for close_waiter in close_waiters:
+                if not close_waiter.done():
+                    _handoff.wake(close_waiter, _handoff.settle(close_waiter, None))
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -370,7 +387,7 @@ class WebSocket(asyncio.Protocol):
         pending, self._pending = self._pending, b""
         if pending:
             self.data_received(pending)
-        if self._closed_waiter.done():
+        if self._lost:
             # The connection was lost while the handshake was being settled: what arrived before is delivered,
             # then the end (connection_lost came before there was a Connection to tell).
             self._conn.receive_eof()
@@ -402,7 +419,7 @@ class WebSocket(asyncio.Protocol):
             raise RuntimeError("another coroutine is already waiting for the next message")
         if self._out:
             self._flush()  # about to wait for the peer: what we owe it goes out first
-        waiter: Handoff[Data] = Handoff(self._loop)
+        waiter: asyncio.Future[Data] = self._loop.create_future()
         self._recv_waiter = waiter
         try:
             return await waiter
@@ -428,8 +445,8 @@ class WebSocket(asyncio.Protocol):
 
     def _receiving_done(self) -> bool:
         conn = self._conn
-        if conn is None or self._closed_waiter.done():
-            return self._closed_waiter.done()
+        if conn is None or self._lost:
+            return self._lost
         return conn.close_received is not None or conn.failure is not None or conn.state == State.CLOSED
 
     def set_message_sink(
@@ -506,7 +523,7 @@ class WebSocket(asyncio.Protocol):
         """Call ``callback`` once the send buffer drains below its low-water mark or the connection is lost."""
         waiter: asyncio.Future[None] = self._loop.create_future()
         waiter.add_done_callback(lambda _: callback())
-        if self._transport is None or self._closed_waiter.done():
+        if self._transport is None or self._lost:
             waiter.set_result(None)
         else:
             self._drain_waiters.append(waiter)
@@ -520,7 +537,11 @@ class WebSocket(asyncio.Protocol):
         if waiter is not None:
             self._recv_waiter = None
             if not waiter.done():
-                waiter.set_exception(self._closed_exception())
+                held = _handoff.settle_exception(waiter, self._closed_exception())
+                if self._in_receive:
+                    self._handoff = (waiter, held)  # data_received wakes it once every event is handled
+                else:
+                    _handoff.wake(waiter, held)
 
     def _resume_from_queue(self) -> None:
         self._queue_paused = False
@@ -581,13 +602,13 @@ class WebSocket(asyncio.Protocol):
         """Both Closes are out (or the connection failed): wake the receiver and let TCP go."""
         conn = self._conn
         assert conn is not None and self._transport is not None
-        self._wake_receiver()
         if not self.is_client or conn.failure is not None:
             # The server closes TCP first (RFC 6455 7.1.1); a failed connection is closed by either side.
             self._flush()
             self._transport.close()
         elif conn.close_handshake_done:
             self._arm_close_timer()
+        self._wake_receiver()
 
     def _flush_outgoing(self, conn: Connection) -> None:
         transport = self._transport
@@ -844,7 +865,7 @@ class WebSocket(asyncio.Protocol):
         if conn is None or transport is None:
             if transport is not None:
                 transport.abort()
-            await asyncio.shield(self._closed_waiter)
+            await self._until_lost()
             return
         if conn.state != State.CLOSED and not transport.is_closing():
             # Answering the peer's Close echoes its code; otherwise ours starts the closing handshake.
@@ -858,11 +879,15 @@ class WebSocket(asyncio.Protocol):
                 transport.resume_reading()
             if conn.close_handshake_done and not self.is_client:
                 transport.close()
-        if not self._closed_waiter.done():
+        if not self._lost:
             # A timer rather than wait_for(): no task per close, and the abort it does is all a timeout needs.
-            timer = None if self.close_timeout is None else self._loop.call_later(self.close_timeout, transport.abort)
+            # None when the transport is already closing with nothing left to write: the end is on its way.
+            timer = None
+            ending = transport.is_closing() and not transport.get_write_buffer_size()
+            if self.close_timeout is not None and not ending:
+                timer = self._loop.call_later(self.close_timeout, transport.abort)
             try:
-                await asyncio.shield(self._closed_waiter)
+                await self._until_lost()
             finally:
                 if timer is not None:
                     timer.cancel()
@@ -878,13 +903,23 @@ class WebSocket(asyncio.Protocol):
         Waiting here also says that unread messages will not be answered: a Close from the peer is replied
         to at once instead of after the queue has been read.
         """
-        if not self._closed_waiter.done():
+        if not self._lost:
             self._reading_stopped = True
             conn = self._conn
             held_for_queue = not self._hold_close_reply  # a half-close hold is the sink's to release
             if held_for_queue and conn is not None and conn.close_received is not None and conn.close_sent is None:
                 self._reply_to_close()
-        await asyncio.shield(self._closed_waiter)
+        await self._until_lost()
+
+    async def _until_lost(self) -> None:
+        """Wait for connection_lost(); a cancelled caller leaves the other waiters waiting."""
+        if self._lost:
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        if self._close_waiters is None:
+            self._close_waiters = []
+        self._close_waiters.append(waiter)
+        await waiter
 
     def _fail(self, code: int, reason: str) -> None:
         conn = self._conn
@@ -908,7 +943,7 @@ class WebSocket(asyncio.Protocol):
     @property
     def state(self) -> State:
         """CONNECTING during the opening handshake, OPEN, CLOSING once a Close was sent or received, CLOSED."""
-        if self._closed_waiter.done():
+        if self._lost:
             return State.CLOSED
         conn = self._conn
         if conn is None:
@@ -925,7 +960,7 @@ class WebSocket(asyncio.Protocol):
                 return conn.close_received[0]
             if conn.failure is not None:
                 return conn.failure.code
-        return 1006 if self._closed_waiter.done() else None
+        return 1006 if self._lost else None
 
     @property
     def close_reason(self) -> str | None:
@@ -936,7 +971,7 @@ class WebSocket(asyncio.Protocol):
                 return conn.close_received[1]
             if conn.failure is not None:
                 return str(conn.failure)
-        return "" if self._closed_waiter.done() else None
+        return "" if self._lost else None
 
     def _closed_exception(self) -> ConnectionClosed:
         code = self.close_code
@@ -946,7 +981,7 @@ class WebSocket(asyncio.Protocol):
         return (ConnectionClosedOK if clean else ConnectionClosedError)(code if code is not None else 1006, reason)
 
     def _send_closed_exception(self) -> Exception:
-        if self._conn is None and not self._closed_waiter.done():
+        if self._conn is None and not self._lost:
             return RuntimeError("the opening handshake has not completed")
         return self._closed_exception()
 
