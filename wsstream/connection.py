@@ -410,6 +410,35 @@ class WebSocket(asyncio.Protocol):
             if self._queue_paused and len(messages) <= self._resume_at:
                 self._resume_from_queue()
             return message
+        waiter = self._next_waiter()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._recv_cancelled(waiter)
+            raise
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self
+
+    async def __anext__(self) -> Data:
+        # recv() written out again rather than awaited: one coroutine less per message.
+        messages = self._messages
+        if messages:
+            message = messages.popleft()
+            if self._queue_paused and len(messages) <= self._resume_at:
+                self._resume_from_queue()
+            return message
+        try:
+            waiter = self._next_waiter()
+            return await waiter
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+        except asyncio.CancelledError:
+            self._recv_cancelled(waiter)
+            raise
+
+    def _next_waiter(self) -> asyncio.Future[Data]:
+        """The Future the next message will be delivered to; raises ConnectionClosed if none will come."""
         if self._receiving_done():
             conn = self._conn
             if conn is not None and conn.close_received is not None and conn.close_sent is None:
@@ -421,27 +450,16 @@ class WebSocket(asyncio.Protocol):
             self._flush()  # about to wait for the peer: what we owe it goes out first
         waiter: asyncio.Future[Data] = self._loop.create_future()
         self._recv_waiter = waiter
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                # Delivered as we were cancelled: keep it for next time.
-                if self._messages is None:
-                    self._messages = collections.deque()
-                self._messages.appendleft(waiter.result())
-            raise
-        finally:
-            if self._recv_waiter is waiter:
-                self._recv_waiter = None
+        return waiter
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self
-
-    async def __anext__(self) -> Data:
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
+    def _recv_cancelled(self, waiter: asyncio.Future[Data]) -> None:
+        if self._recv_waiter is waiter:
+            self._recv_waiter = None
+        elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            # Delivered as we were cancelled: keep it for next time.
+            if self._messages is None:
+                self._messages = collections.deque()
+            self._messages.appendleft(waiter.result())
 
     def _receiving_done(self) -> bool:
         conn = self._conn
@@ -650,7 +668,10 @@ class WebSocket(asyncio.Protocol):
             else:
                 opcode = -1
             if opcode != -1:
-                frame = _encode_inline(conn, opcode, data, compress)
+                if conn.deflate is None:
+                    frame = conn.send_data(opcode, data, False)
+                else:
+                    frame = _encode_inline(conn, opcode, data, compress)
                 if frame:
                     self._write(frame)
                     if self._write_paused:

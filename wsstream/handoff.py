@@ -29,28 +29,33 @@ T = TypeVar("T")
 #: The done-callbacks taken off a Future by settle(), with their contexts, for wake() to run.
 Held = list[tuple[Callable[[Any], object], contextvars.Context]]
 
-_current_task = asyncio.current_task
-
-
-def _take_callbacks(future: asyncio.Future[Any]) -> Held | None:
-    callbacks: Held | None = getattr(future, "_callbacks", None)
-    if callbacks:
-        callbacks = list(callbacks)  # the pure-Python Future returns its own list
-        for fn, _ in callbacks:
-            future.remove_done_callback(fn)
-    return callbacks
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
+try:  # C since Python 3.12
+    from _asyncio import current_task as _current_task  # type: ignore[attr-defined,no-redef]
+except ImportError:
+    # 3.10/3.11: asyncio.current_task() is a Python function around this dictionary lookup.
+    _tasks_by_loop = getattr(asyncio.tasks, "_current_tasks", None)
+    _current_task = _tasks_by_loop.get if isinstance(_tasks_by_loop, dict) else asyncio.current_task
 
 
 def settle(future: asyncio.Future[T], result: T) -> Held | None:
     """Set ``result`` on a pending ``future`` without waking anyone yet; pass what it returns to :func:`wake`."""
-    callbacks = _take_callbacks(future)
+    callbacks: Held | None = getattr(future, "_callbacks", None)
+    if callbacks:
+        callbacks = list(callbacks)  # the pure-Python Future empties its own list in place
+        for fn, _ in callbacks:
+            future.remove_done_callback(fn)
     future.set_result(result)
     return callbacks
 
 
 def settle_exception(future: asyncio.Future[Any], exception: BaseException) -> Held | None:
     """Set ``exception`` on a pending ``future`` without waking anyone yet; see :func:`settle`."""
-    callbacks = _take_callbacks(future)
+    callbacks: Held | None = getattr(future, "_callbacks", None)
+    if callbacks:
+        callbacks = list(callbacks)
+        for fn, _ in callbacks:
+            future.remove_done_callback(fn)
     future.set_exception(exception)
     return callbacks
 
