@@ -299,6 +299,26 @@ async def test_messages_sent_before_a_close_are_answered_before_the_close_reply(
     await ws.wait_closed()
 
 
+@pytest.mark.parametrize("count", [1, 2])
+async def test_a_message_handed_to_a_waiting_recv_with_the_close_is_still_answered(echo_uri: str, count: int) -> None:
+    # The server's handler already waits in recv(): the first message goes to it directly, not to the queue.
+    # It is unread all the same, so the Close reply must wait for the handler to answer it.
+    ws = await connect(echo_uri)
+    assert ws.transport is not None and ws._conn is not None
+    await ws.send("warm-up")
+    assert await asyncio.wait_for(ws.recv(), 5) == "warm-up"
+    conn = ws._conn
+    texts = [f"m{i}" for i in range(count)]
+    ws.transport.write(b"".join(conn.send_text(t.encode()) for t in texts) + conn.send_close(1000))
+    received = []
+    with pytest.raises(ConnectionClosedOK):
+        while True:
+            received.append(await asyncio.wait_for(ws.recv(), 5))
+    assert received == texts
+    assert ws.close_code == 1000
+    await ws.wait_closed()
+
+
 async def test_handler_that_stops_reading_does_not_delay_the_close() -> None:
     async def waiter(ws: wsstream.WebSocket) -> None:
         await ws.wait_closed()

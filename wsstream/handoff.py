@@ -50,7 +50,11 @@ def settle(future: asyncio.Future[T], result: T) -> Held | None:
 
 
 def settle_exception(future: asyncio.Future[Any], exception: BaseException) -> Held | None:
-    """Set ``exception`` on a pending ``future`` without waking anyone yet; see :func:`settle`."""
+    """Set ``exception`` on a pending ``future`` without waking anyone yet; see :func:`settle`.
+
+    ``exception`` must be an exception instance that ``set_exception`` accepts (not StopIteration): the
+    callbacks are already taken off when it is set, and would be lost if it were refused.
+    """
     callbacks: Held | None = getattr(future, "_callbacks", None)
     if callbacks:
         callbacks = list(callbacks)
