@@ -1,7 +1,8 @@
 /*
  * wsstream._speedups -- optional C accelerator for the WebSocket hot path (RFC 6455).
  *
- * Owns: payload masking (section 5.3) and one-allocation frame building (section 5.2).
+ * Owns: payload masking (section 5.3), one-allocation frame building (section 5.2) and a fast path
+ * for parsing runs of small, whole, uncompressed data frames (section 5.2, 5.6).
  * wsstream/core/mask.py loads this module when it is available and falls back to pure
  * Python otherwise; the two implementations must stay byte-for-byte identical.
  *
@@ -11,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -248,11 +250,129 @@ build_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return result;
 }
 
+PyDoc_STRVAR(parse_messages_doc,
+"parse_messages(data, pos, is_client, max_size, /) -> (list, int)\n"
+"--\n\n"
+"Parse the whole messages at data[pos:] that need nothing but unmasking: a run of complete frames with\n"
+"FIN set, no RSV bits, opcode text or binary, a 7- or 16-bit length within max_size, masked exactly when\n"
+"they come from a client, and text that is valid UTF-8. Returns the messages (str for text, bytes for\n"
+"binary) and the position of the first byte not consumed. Stops, without raising, at the first frame\n"
+"that is anything else (control, fragment, compressed, malformed, incomplete, invalid UTF-8): the caller's\n"
+"general parser takes over there and reports errors with their close codes.");
+
+static PyObject *
+parse_messages(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "parse_messages() takes exactly 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int is_client = PyObject_IsTrue(args[2]);
+    if (is_client < 0) {
+        return NULL;
+    }
+    int overflow = 0;
+    long long max_size = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+    if (max_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (overflow > 0) {
+        max_size = LLONG_MAX;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *messages = PyList_New(0);
+    if (messages == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    Py_ssize_t end = view.len;
+    if (pos < 0) {
+        pos = 0;
+    }
+    while (end - pos >= 2) {
+        unsigned char b0 = data[pos], b1 = data[pos + 1];
+        unsigned char opcode = b0 & 0x0F;
+        if ((b0 & 0xF0) != 0x80 || (opcode != 1 && opcode != 2)) {
+            break; /* not FIN, RSV set (compressed or bad), or not a text/binary start */
+        }
+        int masked = (b1 & 0x80) != 0;
+        if (masked == is_client) {
+            break; /* a server frame must not be masked, a client frame must be */
+        }
+        Py_ssize_t length = b1 & 0x7F;
+        Py_ssize_t hlen = 2;
+        if (length == 126) {
+            if (end - pos < 4) {
+                break;
+            }
+            length = ((Py_ssize_t)data[pos + 2] << 8) | data[pos + 3];
+            hlen = 4;
+        }
+        else if (length == 127) {
+            break; /* 64-bit lengths are large messages: the general parser streams them */
+        }
+        if ((long long)length > max_size) {
+            break;
+        }
+        if (masked) {
+            hlen += 4;
+        }
+        if (end - pos < hlen + length) {
+            break;
+        }
+        const unsigned char *payload = data + pos + hlen;
+        PyObject *message = PyBytes_FromStringAndSize(NULL, length);
+        if (message == NULL) {
+            goto error;
+        }
+        if (masked) {
+            xor_mask((unsigned char *)PyBytes_AS_STRING(message), payload, length, payload - 4);
+        }
+        else if (length) {
+            memcpy(PyBytes_AS_STRING(message), payload, (size_t)length);
+        }
+        if (opcode == 1) {
+            PyObject *text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(message), length, NULL);
+            Py_DECREF(message);
+            if (text == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto error;
+                }
+                PyErr_Clear();
+                break; /* the general parser fails the connection with 1007 */
+            }
+            message = text;
+        }
+        int appended = PyList_Append(messages, message);
+        Py_DECREF(message);
+        if (appended < 0) {
+            goto error;
+        }
+        pos += hlen + length;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nn)", messages, pos);
+
+error:
+    PyBuffer_Release(&view);
+    Py_DECREF(messages);
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL, apply_mask_doc},
     {"apply_mask_into", (PyCFunction)(void (*)(void))apply_mask_into, METH_FASTCALL,
      apply_mask_into_doc},
     {"build_frame", (PyCFunction)(void (*)(void))build_frame, METH_FASTCALL, build_frame_doc},
+    {"parse_messages", (PyCFunction)(void (*)(void))parse_messages, METH_FASTCALL, parse_messages_doc},
     {NULL, NULL, 0, NULL},
 };
 

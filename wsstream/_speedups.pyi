@@ -5,3 +5,6 @@ def apply_mask_into(buf: bytearray | memoryview, mask: bytes | bytearray | memor
 def build_frame(
     first_byte: int, payload: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview | None, /
 ) -> bytes: ...
+def parse_messages(
+    data: bytes | bytearray, pos: int, is_client: bool, max_size: int, /
+) -> tuple[list[str | bytes], int]: ...

@@ -23,6 +23,7 @@ __all__ = [
     "apply_mask",
     "apply_mask_into",
     "build_frame",
+    "parse_messages",
     "py_apply_mask",
     "py_apply_mask_into",
     "py_build_frame",
@@ -152,6 +153,8 @@ SPEEDUPS: bool
 apply_mask: Callable[[BytesLike, BytesLike], bytes]
 apply_mask_into: Callable[[bytearray | memoryview, BytesLike], None]
 build_frame: Callable[[int, BytesLike, BytesLike | None], bytes]
+#: The C fast path for runs of small whole data frames (see protocol.Connection._receive); None without it.
+parse_messages: Callable[[bytes | bytearray, int, bool, int], tuple[list[str | bytes], int]] | None
 
 try:
     if not _speedups_wanted():
@@ -162,8 +165,10 @@ except ImportError:
     apply_mask = py_apply_mask
     apply_mask_into = py_apply_mask_into
     build_frame = py_build_frame
+    parse_messages = None
 else:
     SPEEDUPS = True
     apply_mask = _speedups.apply_mask
     apply_mask_into = _speedups.apply_mask_into
     build_frame = _speedups.build_frame
+    parse_messages = _speedups.parse_messages

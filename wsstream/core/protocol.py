@@ -30,7 +30,7 @@ from .frames import (
     encode_close_payload,
     parse_close_payload,
 )
-from .mask import apply_mask, build_frame
+from .mask import apply_mask, build_frame, parse_messages
 
 if TYPE_CHECKING:
     from .deflate import PerMessageDeflate
@@ -211,6 +211,11 @@ class Connection:
         """Parse the frames in data[pos:]; keep an incomplete last frame in the buffer."""
         buf = self._buffer
         end = len(data)
+        if parse_messages is not None and not self._frag_opcode and not self.skip_utf8_validation:
+            # Whole small text/binary frames in C; the loop below takes over at the first other frame.
+            fast, pos = parse_messages(data, pos, self.is_client, self.max_size)
+            if fast:
+                events += fast
         try:
             while True:
                 avail = end - pos
