@@ -28,6 +28,7 @@ from .core.frames import OP_BINARY, OP_CONT, OP_TEXT
 from .core.handshake import Accepted
 from .core.http11 import DEFAULT_MAX_HEADER_COUNT, DEFAULT_MAX_LINE_SIZE, HeadParser, Request, Response
 from .core.protocol import CloseReceived, Connection, Pong, State
+from .deadlines import Deadline, deadlines
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, HandshakeError, ProtocolError
 
 if TYPE_CHECKING:
@@ -180,8 +181,8 @@ class WebSocket(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._send_lock: asyncio.Lock | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float] | None, float]] = {}
-        self._keepalive_timer: asyncio.TimerHandle | None = None
-        self._open_timer: asyncio.TimerHandle | None = None  # the server's open_timeout, until the handshake ends
+        self._keepalive_timer: asyncio.TimerHandle | Deadline | None = None
+        self._open_timer: Deadline | None = None  # the server's open_timeout, until the handshake ends
         self._out: list[bytes] | None = None  # frames collected while queued messages are being answered
         self._out_size = 0
         self._flush_scheduled = False
@@ -386,7 +387,8 @@ class WebSocket(asyncio.Protocol):
             self.response = response
             transport.write(response.serialize())
         if self.ping_interval is not None:
-            self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive)
+            # Armed for every connection and often cancelled unfired: the shared queue's timer is the cheaper one.
+            self._keepalive_timer = deadlines(self._loop, self.ping_interval).add(WebSocket._keepalive, self)
         pending, self._pending = self._pending, b""
         if pending:
             self.data_received(pending)

@@ -22,6 +22,7 @@ from .client import resolve_compression
 from .connection import WebSocket
 from .core import handshake
 from .core.http11 import Request, Response
+from .deadlines import deadlines
 from .exceptions import ConnectionClosed, HandshakeError
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class Server:
         ws = WebSocket(is_client=False, **self.ws_options)
         ws._server_hook = self._request_received
         if self.open_timeout is not None:
-            ws._open_timer = ws._loop.call_later(self.open_timeout, _abort_if_connecting, ws)
+            ws._open_timer = deadlines(ws._loop, self.open_timeout).add(_abort_if_connecting, ws)
         return ws
 
     def _request_received(self, ws: WebSocket, request: Request) -> asyncio.Task[None]:
