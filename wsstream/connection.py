@@ -190,11 +190,10 @@ class WebSocket(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._lost = False  # connection_lost() has run
         self._close_waiters: list[asyncio.Future[None]] | None = None  # close()/wait_closed() callers
-        # The receiver a control frame settled, for data_received to wake once every event is handled.
+        # Set only while data_received hands a control event on (_in_receive): the receiver settled in this
+        # read, with a message or by a Close, for data_received to wake once every event is handled.
         self._handoff: tuple[asyncio.Future[Data], _handoff.Held | None] | None = None
-        # Inside data_received's control-frame handling (1, or 2 while a message handed to the waiting recv() is
-        # still unread): the receiver is woken at the end of data_received, and a Close waits for that message.
-        self._in_receive = 0
+        self._in_receive = False
         self._compression_limit = 10
 
     # ------------------------------------------------------------------ asyncio.Protocol callbacks
@@ -235,14 +234,15 @@ class WebSocket(asyncio.Protocol):
                     if not self._user_paused:
                         self._transport.pause_reading()  # type: ignore[union-attr]
             else:
-                # A message handed to the waiting recv() above is still unread: a Close must wait for it.
-                self._in_receive = 2 if handoff is not None else 1
+                # While it handles the event, a message handed to the waiting recv() above counts as unread (a
+                # Close must wait for it), and a receiver woken by a Close is left for the end of this method.
+                self._handoff = handoff
+                self._in_receive = True
                 try:
                     self._receive_control(event)
                 finally:
-                    self._in_receive = 0
-                if self._handoff is not None:
-                    handoff, self._handoff = self._handoff, None
+                    self._in_receive = False
+                handoff, self._handoff = self._handoff, None
         if handoff is not None:
             _handoff.wake(*handoff)
 
@@ -602,7 +602,7 @@ class WebSocket(asyncio.Protocol):
                     self._arm_close_timer(self._reply_to_close)
                     self._wake_receiver()
                     return
-                if (self._messages or self._in_receive == 2) and self._sink is None and not self._reading_stopped:
+                if (self._messages or self._handoff is not None) and self._sink is None and not self._reading_stopped:
                     # Messages the peer sent before its Close are still unread: let the application answer
                     # them before our Close goes out (recv() sends it once the queue is empty), within
                     # close_timeout.

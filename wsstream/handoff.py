@@ -38,30 +38,28 @@ except ImportError:
     _current_task = _tasks_by_loop.get if isinstance(_tasks_by_loop, dict) else asyncio.current_task
 
 
-def settle(future: asyncio.Future[T], result: T) -> Held | None:
-    """Set ``result`` on a pending ``future`` without waking anyone yet; pass what it returns to :func:`wake`."""
+def settle(future: asyncio.Future[T], result: T, exception: BaseException | None = None) -> Held | None:
+    """Set ``result`` (or ``exception``) on a pending ``future`` without waking anyone yet; pass what it
+    returns to :func:`wake`.
+
+    An ``exception`` must be one ``set_exception`` accepts (not StopIteration): the callbacks are already taken
+    off when it is set, and would be lost if it were refused.
+    """
     callbacks: Held | None = getattr(future, "_callbacks", None)
     if callbacks:
         callbacks = list(callbacks)  # the pure-Python Future empties its own list in place
         for fn, _ in callbacks:
             future.remove_done_callback(fn)
-    future.set_result(result)
+    if exception is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exception)
     return callbacks
 
 
 def settle_exception(future: asyncio.Future[Any], exception: BaseException) -> Held | None:
-    """Set ``exception`` on a pending ``future`` without waking anyone yet; see :func:`settle`.
-
-    ``exception`` must be an exception instance that ``set_exception`` accepts (not StopIteration): the
-    callbacks are already taken off when it is set, and would be lost if it were refused.
-    """
-    callbacks: Held | None = getattr(future, "_callbacks", None)
-    if callbacks:
-        callbacks = list(callbacks)
-        for fn, _ in callbacks:
-            future.remove_done_callback(fn)
-    future.set_exception(exception)
-    return callbacks
+    """:func:`settle` with an exception."""
+    return settle(future, None, exception)
 
 
 def wake(future: asyncio.Future[Any], callbacks: Held | None) -> None:
